@@ -1,0 +1,83 @@
+"""Settings from flags, environment (``PIXDEX_*``) and a TOML config file, in that precedence.
+
+The config file is ``$PIXDEX_CONFIG`` or ``<user config dir>/pixdex/config.toml``; every key is a
+field name below (e.g. ``index = "es+http://127.0.0.1:9200/photos"``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_cache_dir, user_config_dir, user_data_dir
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+APP = "pixdex"
+
+
+def default_config_file() -> Path:
+    return Path(os.environ.get("PIXDEX_CONFIG") or Path(user_config_dir(APP)) / "config.toml")
+
+
+def default_index() -> str:
+    return str(Path(user_data_dir(APP)) / "index.db")
+
+
+def default_cache_dir() -> Path:
+    return Path(user_cache_dir(APP))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PIXDEX_", extra="ignore")
+
+    index: str = Field(
+        default_factory=default_index,
+        description="SQLite file path (or sqlite:///path), es+http(s)://host:port/name, "
+        "opensearch+http(s)://host:port/name",
+    )
+    model: str = Field(default="efficientnet-lite0", description="efficientnet-lite0 | -lite2")
+    quantized: bool = Field(default=False, description="int8 model variant where available")
+    people: bool = Field(default=True, description="run the person detector")
+    cache_dir: Path = Field(default_factory=default_cache_dir, description="built ONNX models")
+    min_confidence: float = 55.0
+    max_labels: int = 50
+    max_pixels: int = 100_000_000
+    batch_size: int = 16
+    workers: int = 2
+    threads: int = Field(default=0, description="ONNX Runtime intra-op threads; 0 = all cores")
+    # Elasticsearch / OpenSearch
+    es_username: str | None = None
+    es_password: str | None = None
+    es_api_key: str | None = None
+    es_ca_certs: str | None = None
+    es_verify_certs: bool = True
+    aws_region: str | None = Field(default=None, description="SigV4 signing for Amazon OpenSearch")
+    aws_service: str = Field(default="es", description="'es' (managed domains) or 'aoss'")
+    # S3
+    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO…)")
+    # HTTP API / webhooks
+    webhook_token: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=default_config_file())
+        return (init_settings, env_settings, toml)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings with CLI flags (``None`` means 'not given') taking precedence."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,112 @@
+"""The Index contract: where records are kept and how they are searched.
+
+Every backend (SQLite, Elasticsearch, OpenSearch) implements the same semantics, checked by one
+shared contract test suite (``tests/contract/test_index_contract.py``):
+
+- a *label* query (``labels``) matches a record when one of its labels, or a label's parent or
+  alias, equals the term case-insensitively, with that label's confidence ≥ ``min_confidence``;
+  several labels must all match;
+- a *text* query (``text``) matches words in the key/path and in label names, parents and aliases;
+- hits are ranked by the confidence of the best matching label (text-only matches on the path
+  rank below label matches), then by key;
+- ``facets`` counts label names (labels themselves, not parents/aliases) over the whole result set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from pixdex.records import Failure, Record
+
+
+class IndexUnavailable(Exception):
+    """The index cannot be used (server down, mapping conflict, locked file): a clear message."""
+
+
+@dataclass(slots=True)
+class SearchQuery:
+    text: str | None = None
+    labels: Sequence[str] = ()
+    min_confidence: float = 0.0
+    bucket: str | None = None
+    prefix: str | None = None
+    since: str | None = None  # ISO 8601, compared with ``timestamp``
+    until: str | None = None
+    limit: int = 20
+    offset: int = 0
+    facets: int = 20  # how many label facets to return; 0 for none
+
+
+@dataclass(slots=True)
+class Hit:
+    record: Record
+    score: float  # confidence of the best matching label; 0 for path-only/unfiltered matches
+
+
+@dataclass(slots=True)
+class SearchResult:
+    total: int
+    hits: list[Hit]
+    facets: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class IndexStats:
+    location: str
+    records: int
+    failures: int
+    labels: int  # distinct label names
+    top_labels: list[tuple[str, int]]
+    model_versions: list[tuple[str, int]]
+
+
+@dataclass(slots=True)
+class WriteError:
+    """A record the backend refused; the pipeline reports it and counts it as not indexed."""
+
+    id: str
+    key: str
+    reason: str
+
+
+@dataclass(slots=True)
+class Indexed:
+    """What an index knows about one stored object: enough to decide whether to re-analyze."""
+
+    fingerprint: str | None
+    content_sha256: str | None
+    analysis_version: str
+
+
+@runtime_checkable
+class Index(Protocol):
+    location: str
+
+    def upsert(self, records: Sequence[Record]) -> list[WriteError]:
+        """Insert or replace by ``Record.id``; also clears a stored failure for the same object.
+        Durable on return (committed / acknowledged)."""
+        ...
+
+    def delete(self, bucket: str, keys: Iterable[str]) -> int:
+        """Remove records (and failures) for these keys; returns how many records went."""
+        ...
+
+    def get(self, bucket: str, key: str) -> Record | None: ...
+
+    def known(self, bucket: str, prefix: str = "") -> dict[str, Indexed]:
+        """key → what is indexed, for every record under ``bucket``/``prefix``."""
+        ...
+
+    def search(self, query: SearchQuery) -> SearchResult: ...
+
+    def record_failures(self, failures: Sequence[Failure]) -> None:
+        """Remember objects that could not be indexed (replacing earlier failures of the same)."""
+        ...
+
+    def failures(self, bucket: str | None = None, limit: int = 1000) -> list[Failure]: ...
+
+    def stats(self) -> IndexStats: ...
+
+    def close(self) -> None: ...

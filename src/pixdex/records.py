@@ -1,0 +1,133 @@
+"""The one record type that flows end to end, in the shape of the original pattern's documents.
+
+The original S3 → Lambda → Rekognition → Elasticsearch pattern stored ``Labels`` exactly as
+Rekognition's DetectLabels returns them plus ``timestamp``, ``bucket``, ``key`` and
+``imported-by``. Those names and formats are kept verbatim (dashboards and saved queries depend
+on them); everything pixdex adds sits beside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pixdex import __version__
+
+IMPORTED_BY = f"pixdex/{__version__}"
+
+
+class _Shape(BaseModel):
+    """Base for Rekognition-shaped models: field names are Rekognition's, output drops Nones."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class Named(_Shape):
+    Name: str
+
+
+class BoundingBox(_Shape):
+    """Ratios of the image's width/height, as Rekognition returns them."""
+
+    Width: float
+    Height: float
+    Left: float
+    Top: float
+
+
+class Instance(_Shape):
+    BoundingBox: BoundingBox
+    Confidence: float
+
+
+class Label(_Shape):
+    Name: str
+    Confidence: float
+    Instances: list[Instance] = Field(default_factory=list)
+    Parents: list[Named] = Field(default_factory=list)
+    Aliases: list[Named] = Field(default_factory=list)
+    Categories: list[Named] = Field(default_factory=list)
+
+    def terms(self) -> list[str]:
+        """Every name a search for this label should match: itself, its parents, its aliases."""
+        return [self.Name, *(p.Name for p in self.Parents), *(a.Name for a in self.Aliases)]
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """The original pattern's timestamp format: ISO 8601, microseconds, UTC, no offset suffix."""
+    moment = (moment or datetime.now(UTC)).astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def record_id(bucket: str, key: str) -> str:
+    """Stable id from where the image lives, so re-indexing overwrites instead of duplicating."""
+    return hashlib.sha1(f"{bucket}\x00{key}".encode()).hexdigest()
+
+
+class Record(_Shape):
+    """One image. Analyzers fill parts of it; indexes store it whole."""
+
+    # --- the original pattern's fields, same names and formats ---
+    Labels: list[Label] = Field(default_factory=list)
+    timestamp: str = Field(default_factory=utc_timestamp)
+    bucket: str
+    key: str
+    imported_by: str = Field(default=IMPORTED_BY, alias="imported-by")
+
+    # --- pixdex additions ---
+    id: str = ""
+    uri: str = ""
+    size: int | None = None
+    fingerprint: str | None = Field(
+        default=None, description="cheap change marker from listing: S3 ETag/version or size+mtime"
+    )
+    content_sha256: str | None = None
+    etag: str | None = None
+    version_id: str | None = None
+    last_modified: str | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    LabelModelVersion: str | None = None
+    analyzers: dict[str, str] = Field(
+        default_factory=dict, description="analyzer name → version that produced this record"
+    )
+    ImageProperties: dict[str, Any] | None = None
+    exif: dict[str, Any] | None = None
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.id:
+            self.id = record_id(self.bucket, self.key)
+
+    @property
+    def analysis_version(self) -> str:
+        """One string that changes whenever any analyzer that produced this record changes."""
+        return analysis_version(self.analyzers)
+
+    def label_terms(self) -> list[tuple[str, float]]:
+        """(term, confidence) for every label, parent and alias name — what search matches on."""
+        out: list[tuple[str, float]] = []
+        for label in self.Labels:
+            out.extend((term, label.Confidence) for term in label.terms())
+        return out
+
+
+def analysis_version(analyzers: dict[str, str]) -> str:
+    return ",".join(f"{name}={analyzers[name]}" for name in sorted(analyzers))
+
+
+class Failure(_Shape):
+    """An image that could not be indexed, with a one-line reason users can act on."""
+
+    bucket: str
+    key: str
+    uri: str = ""
+    reason: str
+    fingerprint: str | None = None
+    timestamp: str = Field(default_factory=utc_timestamp)
