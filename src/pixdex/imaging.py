@@ -76,8 +76,9 @@ def decode(data: bytes, *, min_side: int = 0, max_pixels: int = DEFAULT_MAX_PIXE
         if "truncated" in reason.lower():
             reason = "truncated image data"
         raise ImageError(f"corrupt image: {reason}") from None
-    return DecodedImage(image=rgb, width=width, height=height, format=fmt, exif=exif,
-                        info=dict(img.info))
+    return DecodedImage(
+        image=rgb, width=width, height=height, format=fmt, exif=exif, info=dict(img.info)
+    )
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

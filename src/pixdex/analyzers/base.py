@@ -46,7 +46,9 @@ def merge_partials(partials: Sequence[dict[str, Any]]) -> dict[str, Any]:
                     keep.Instances = other.Instances
                 for attr in ("Parents", "Aliases", "Categories"):
                     names = {n.Name for n in getattr(keep, attr)}
-                    getattr(keep, attr).extend(n for n in getattr(other, attr) if n.Name not in names)
+                    getattr(keep, attr).extend(
+                        n for n in getattr(other, attr) if n.Name not in names
+                    )
                 labels[label.Name.lower()] = keep
     merged["Labels"] = sorted(labels.values(), key=lambda lb: (-lb.Confidence, lb.Name))
     return merged

@@ -1,0 +1,34 @@
+"""Where records are kept: SQLite (embedded default), Elasticsearch, OpenSearch.
+
+``open_index`` picks the backend from a URL: a plain path or ``sqlite:///path`` for SQLite,
+``es+http(s)://host:port/name`` for Elasticsearch, ``opensearch+http(s)://host:port/name`` for
+OpenSearch (Amazon OpenSearch Service too, signed with SigV4 when ``aws_region`` is set).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pixdex.indexes.base import Index, IndexUnavailable, SearchQuery, SearchResult
+
+if TYPE_CHECKING:
+    from pixdex.config import Settings
+
+__all__ = ["Index", "IndexUnavailable", "SearchQuery", "SearchResult", "open_index"]
+
+SERVER_SCHEMES = ("es+http://", "es+https://", "opensearch+http://", "opensearch+https://")
+
+
+def open_index(location: str, settings: Settings | None = None) -> Index:
+    if location.startswith(SERVER_SCHEMES):
+        from pixdex.indexes.elastic import ElasticIndex
+
+        return ElasticIndex.from_url(location, settings)
+    if "://" in location and not location.startswith("sqlite://"):
+        raise IndexUnavailable(
+            f"unknown index URL {location!r}: use a file path, sqlite:///path, "
+            "es+http(s)://host:port/name or opensearch+http(s)://host:port/name"
+        )
+    from pixdex.indexes.sqlite import SqliteIndex
+
+    return SqliteIndex(location.removeprefix("sqlite://"))

@@ -39,6 +39,14 @@ class SearchQuery:
     facets: int = 20  # how many label facets to return; 0 for none
 
 
+def date_range(since: str | None, until: str | None) -> tuple[str | None, str | None]:
+    """Inclusive bounds comparable with ``timestamp`` strings; a bare date as ``until`` means
+    the whole of that day (users type ``--until 2024-01-31`` and expect the 31st included)."""
+    if until and len(until) == 10:
+        until += "T23:59:59.999999"
+    return since or None, until or None
+
+
 @dataclass(slots=True)
 class Hit:
     record: Record
@@ -94,6 +102,8 @@ class Index(Protocol):
         ...
 
     def get(self, bucket: str, key: str) -> Record | None: ...
+
+    def get_by_id(self, record_id: str) -> Record | None: ...
 
     def known(self, bucket: str, prefix: str = "") -> dict[str, Indexed]:
         """key → what is indexed, for every record under ``bucket``/``prefix``."""

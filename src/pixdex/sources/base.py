@@ -9,8 +9,23 @@ from typing import Protocol, runtime_checkable
 # Listed so that they are tried and, where Pillow cannot decode them (HEIC, RAW, SVG), reported as
 # failures with a reason instead of being silently skipped like unrelated files (.json, .txt).
 IMAGE_SUFFIXES = (
-    ".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff",
-    ".heic", ".heif", ".avif", ".svg", ".dng", ".cr2", ".nef", ".arw",
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".png",
+    ".gif",
+    ".webp",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".heic",
+    ".heif",
+    ".avif",
+    ".svg",
+    ".dng",
+    ".cr2",
+    ".nef",
+    ".arw",
 )
 
 

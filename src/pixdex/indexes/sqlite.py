@@ -1,0 +1,350 @@
+"""The embedded default index: one SQLite file, zero set-up.
+
+Layout, chosen so every search is index lookups rather than scans:
+- ``records``: one row per image with the whole record as JSON plus the columns filters need;
+- ``label_terms``: one row per (image, label name | parent | alias), indexed on (term, confidence),
+  so "label X with confidence ≥ N" and label facets never read the JSON;
+- ``label_fts`` / ``path_fts``: FTS5 over label terms and key paths for free text (porter stemming,
+  so "dogs" finds "Dog"); their rowids are the rowids of ``label_terms`` / ``records``.
+WAL mode: searches (other processes too) keep working while an index run writes, and a run killed
+half-way leaves every committed batch intact.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from pixdex.indexes.base import (
+    Hit,
+    Indexed,
+    IndexStats,
+    IndexUnavailable,
+    SearchQuery,
+    SearchResult,
+    WriteError,
+    date_range,
+)
+from pixdex.records import Failure, Record
+
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    rid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    fingerprint TEXT,
+    content_sha256 TEXT,
+    analysis_version TEXT NOT NULL,
+    label_model TEXT,
+    doc TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS records_bucket_key ON records (bucket, key);
+CREATE INDEX IF NOT EXISTS records_timestamp ON records (timestamp);
+CREATE TABLE IF NOT EXISTS label_terms (
+    tid INTEGER PRIMARY KEY,
+    rid INTEGER NOT NULL,
+    term TEXT NOT NULL,          -- lower-cased label name, parent or alias
+    name TEXT,                   -- display name, set only on the label's own row (facets)
+    confidence REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS label_terms_term ON label_terms (term, confidence);
+CREATE INDEX IF NOT EXISTS label_terms_rid ON label_terms (rid);
+CREATE INDEX IF NOT EXISTS label_terms_name
+    ON label_terms (name, confidence) WHERE name IS NOT NULL;
+CREATE VIRTUAL TABLE IF NOT EXISTS label_fts USING fts5 (
+    term, tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS path_fts USING fts5 (
+    path, tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE TABLE IF NOT EXISTS failures (
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    uri TEXT,
+    reason TEXT NOT NULL,
+    fingerprint TEXT,
+    timestamp TEXT NOT NULL,
+    PRIMARY KEY (bucket, key)
+);
+"""
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_KEY_END = "\U0010ffff"  # sorts after every character: key range [prefix, prefix + _KEY_END)
+
+
+def _fts_phrase(token: str) -> str:
+    return '"' + token.replace('"', '""') + '"'
+
+
+class SqliteIndex:
+    """Index backed by one SQLite file (``:memory:`` works too, for throw-away use)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.location = str(path)
+        if self.location != ":memory:":
+            Path(self.location).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(
+                str(Path(self.location).expanduser())
+                if self.location != ":memory:"
+                else ":memory:",
+                timeout=30,
+                check_same_thread=False,
+                isolation_level=None,  # explicit transactions below
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            with self._tx():
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                )
+        except sqlite3.DatabaseError as exc:
+            raise IndexUnavailable(f"cannot open SQLite index {self.location}: {exc}") from exc
+        # One connection shared by threads (API worker threads, pipeline): serialise use of it.
+        self._lock = threading.RLock()
+
+    # --- transactions -------------------------------------------------------------------------
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    # --- writes -------------------------------------------------------------------------------
+    def upsert(self, records: Sequence[Record]) -> list[WriteError]:
+        errors: list[WriteError] = []
+        with self._lock, self._tx():
+            for record in records:
+                try:
+                    self._delete_one(record.bucket, record.key)
+                    self._insert(record)
+                except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+                    errors.append(WriteError(record.id, record.key, f"sqlite: {exc}"))
+        return errors
+
+    def _insert(self, record: Record) -> None:
+        cur = self._db.execute(
+            "INSERT INTO records (id, bucket, key, timestamp, fingerprint, content_sha256,"
+            " analysis_version, label_model, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.id,
+                record.bucket,
+                record.key,
+                record.timestamp,
+                record.fingerprint,
+                record.content_sha256,
+                record.analysis_version,
+                record.LabelModelVersion,
+                json.dumps(record.to_json(), separators=(",", ":")),
+            ),
+        )
+        rid = cur.lastrowid
+        self._db.execute("INSERT INTO path_fts (rowid, path) VALUES (?, ?)", (rid, record.key))
+        for label in record.Labels:
+            seen: set[str] = set()
+            for i, term in enumerate(label.terms()):
+                if term.lower() in seen:
+                    continue
+                seen.add(term.lower())
+                tcur = self._db.execute(
+                    "INSERT INTO label_terms (rid, term, name, confidence) VALUES (?, ?, ?, ?)",
+                    (rid, term.lower(), label.Name if i == 0 else None, label.Confidence),
+                )
+                self._db.execute(
+                    "INSERT INTO label_fts (rowid, term) VALUES (?, ?)", (tcur.lastrowid, term)
+                )
+        self._db.execute(
+            "DELETE FROM failures WHERE bucket = ? AND key = ?", (record.bucket, record.key)
+        )
+
+    def _delete_one(self, bucket: str, key: str) -> bool:
+        row = self._db.execute(
+            "SELECT rid FROM records WHERE bucket = ? AND key = ?", (bucket, key)
+        ).fetchone()
+        if row is None:
+            return False
+        rid = row[0]
+        self._db.execute(
+            "DELETE FROM label_fts WHERE rowid IN (SELECT tid FROM label_terms WHERE rid = ?)",
+            (rid,),
+        )
+        self._db.execute("DELETE FROM label_terms WHERE rid = ?", (rid,))
+        self._db.execute("DELETE FROM path_fts WHERE rowid = ?", (rid,))
+        self._db.execute("DELETE FROM records WHERE rid = ?", (rid,))
+        return True
+
+    def delete(self, bucket: str, keys: Iterable[str]) -> int:
+        removed = 0
+        with self._lock, self._tx():
+            for key in keys:
+                removed += self._delete_one(bucket, key)
+                self._db.execute("DELETE FROM failures WHERE bucket = ? AND key = ?", (bucket, key))
+        return removed
+
+    def record_failures(self, failures: Sequence[Failure]) -> None:
+        with self._lock, self._tx():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                [(f.bucket, f.key, f.uri, f.reason, f.fingerprint, f.timestamp) for f in failures],
+            )
+
+    # --- reads --------------------------------------------------------------------------------
+    def get(self, bucket: str, key: str) -> Record | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT doc FROM records WHERE bucket = ? AND key = ?", (bucket, key)
+            ).fetchone()
+        return Record.model_validate_json(row[0]) if row else None
+
+    def get_by_id(self, record_id: str) -> Record | None:
+        with self._lock:
+            row = self._db.execute("SELECT doc FROM records WHERE id = ?", (record_id,)).fetchone()
+        return Record.model_validate_json(row[0]) if row else None
+
+    def known(self, bucket: str, prefix: str = "") -> dict[str, Indexed]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, fingerprint, content_sha256, analysis_version FROM records"
+                " WHERE bucket = ? AND key >= ? AND key < ?",
+                (bucket, prefix, prefix + _KEY_END),
+            ).fetchall()
+        return {key: Indexed(fp, sha, version) for key, fp, sha, version in rows}
+
+    def failures(self, bucket: str | None = None, limit: int = 1000) -> list[Failure]:
+        sql = "SELECT bucket, key, uri, reason, fingerprint, timestamp FROM failures"
+        args: tuple = ()
+        if bucket is not None:
+            sql += " WHERE bucket = ?"
+            args = (bucket,)
+        sql += " ORDER BY bucket, key LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(sql, (*args, limit)).fetchall()
+        return [
+            Failure(bucket=b, key=k, uri=u or "", reason=r, fingerprint=fp, timestamp=ts)
+            for b, k, u, r, fp, ts in rows
+        ]
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        ctes: list[str] = []
+        args: list[object] = []
+        # One CTE per required label and per text token: (rid, c) where c is the confidence of
+        # the best label matching it (0 for a path match). A record must appear in all of them.
+        for label in query.labels:
+            ctes.append(
+                "SELECT rid, MAX(confidence) AS c FROM label_terms"
+                " WHERE term = ? AND confidence >= ? GROUP BY rid"
+            )
+            args += [label.strip().lower(), query.min_confidence]
+        for token in _TOKEN.findall(query.text or ""):
+            ctes.append(
+                "SELECT rid, MAX(c) AS c FROM ("
+                " SELECT lt.rid AS rid, lt.confidence AS c FROM label_fts"
+                " JOIN label_terms lt ON lt.tid = label_fts.rowid"
+                " WHERE label_fts MATCH ? AND lt.confidence >= ?"
+                " UNION ALL SELECT rowid AS rid, 0 AS c FROM path_fts WHERE path_fts MATCH ?"
+                ") GROUP BY rid"
+            )
+            args += [_fts_phrase(token), query.min_confidence, _fts_phrase(token)]
+
+        with_sql = ""
+        joins = ""
+        if ctes:
+            with_sql = "WITH " + ", ".join(f"m{i} AS ({sql})" for i, sql in enumerate(ctes)) + " "
+            joins = " ".join(f"JOIN m{i} ON m{i}.rid = r.rid" for i in range(len(ctes)))
+        parts = [f"m{i}.c" for i in range(len(ctes))]
+        score = "0" if not parts else parts[0] if len(parts) == 1 else f"MIN({', '.join(parts)})"
+
+        where: list[str] = []
+        if query.bucket is not None:
+            where.append("r.bucket = ?")
+            args.append(query.bucket)
+        if query.prefix:
+            where.append("r.key >= ? AND r.key < ?")
+            args += [query.prefix, query.prefix + _KEY_END]
+        since, until = date_range(query.since, query.until)
+        if since:
+            where.append("r.timestamp >= ?")
+            args.append(since)
+        if until:
+            where.append("r.timestamp <= ?")
+            args.append(until)
+        where_sql = (" WHERE " + " AND ".join(where)) if where else ""
+        base = (
+            f"{with_sql}SELECT r.rid AS rid, r.doc AS doc, r.key AS key, {score} AS score"
+            f" FROM records r {joins}{where_sql}"
+        )
+
+        with self._lock:
+            try:
+                total = self._db.execute(f"SELECT COUNT(*) FROM ({base})", args).fetchone()[0]
+                rows = self._db.execute(
+                    f"SELECT doc, score FROM ({base}) ORDER BY score DESC, key LIMIT ? OFFSET ?",
+                    [*args, query.limit, query.offset],
+                ).fetchall()
+                facets: list[tuple[str, int]] = []
+                if query.facets:
+                    facets = [
+                        (name, count)
+                        for name, count in self._db.execute(
+                            f"SELECT lt.name, COUNT(DISTINCT lt.rid) AS n FROM label_terms lt"
+                            f" WHERE lt.name IS NOT NULL AND lt.confidence >= ?"
+                            f" AND lt.rid IN (SELECT rid FROM ({base}))"
+                            f" GROUP BY lt.name ORDER BY n DESC, lt.name LIMIT ?",
+                            [query.min_confidence, *args, query.facets],
+                        )
+                    ]
+            except sqlite3.OperationalError as exc:
+                raise IndexUnavailable(f"search failed on {self.location}: {exc}") from exc
+        hits = [Hit(Record.model_validate_json(doc), float(score)) for doc, score in rows]
+        return SearchResult(total=total, hits=hits, facets=facets)
+
+    def stats(self) -> IndexStats:
+        with self._lock:
+            db = self._db
+            records = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+            failures = db.execute("SELECT COUNT(*) FROM failures").fetchone()[0]
+            labels = db.execute(
+                "SELECT COUNT(DISTINCT name) FROM label_terms WHERE name IS NOT NULL"
+            ).fetchone()[0]
+            top = db.execute(
+                "SELECT name, COUNT(DISTINCT rid) AS n FROM label_terms WHERE name IS NOT NULL"
+                " GROUP BY name ORDER BY n DESC, name LIMIT 20"
+            ).fetchall()
+            models = db.execute(
+                "SELECT COALESCE(label_model, ''), COUNT(*) FROM records GROUP BY 1 ORDER BY 2 DESC"
+            ).fetchall()
+        return IndexStats(
+            location=self.location,
+            records=records,
+            failures=failures,
+            labels=labels,
+            top_labels=[(n, c) for n, c in top],
+            model_versions=[(m, c) for m, c in models],
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on error: a batch is written whole or not at all."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,0 +1,329 @@
+"""list → fetch → decode → analyze → write: the one place that knows about batching, concurrency,
+skipping unchanged objects and failures.
+
+Fetching and decoding run in a bounded thread pool (Pillow's decoder, boto3's downloads and file
+reads release the GIL), so they overlap with batched inference in the calling thread (ONNX Runtime
+releases the GIL too). Each batch is written in one index call; with SQLite that is one
+transaction, so a run killed half-way keeps every batch written before the kill and nothing
+partial.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pixdex.analyzers.base import Analyzer, merge_partials
+from pixdex.imaging import DEFAULT_MAX_PIXELS, DecodedImage, ImageError, decode
+from pixdex.indexes.base import Index, Indexed, WriteError
+from pixdex.records import Failure, Record, analysis_version
+from pixdex.sources.base import ObjectRef, Source, SourceError
+
+if TYPE_CHECKING:
+    from pixdex.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: After this many consecutive batches the index refused, the rest of the run is reported as not
+#: indexed instead of hammering a server that is down (a re-run picks it all up).
+MAX_CONSECUTIVE_WRITE_FAILURES = 3
+
+
+@dataclass
+class Summary:
+    indexed: int = 0
+    unchanged: int = 0
+    failed: int = 0  # bad objects: unreadable, not an image, analyzer error (recorded as failures)
+    deleted: int = 0
+    not_indexed: int = 0  # good objects the index did not take (server down…): re-run to finish
+    failures: list[Failure] = field(default_factory=list)
+    write_errors: list[WriteError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.not_indexed == 0
+
+    def add(self, other: Summary) -> None:
+        for name in ("indexed", "unchanged", "failed", "deleted", "not_indexed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failures += other.failures
+        self.write_errors += other.write_errors
+
+
+@dataclass(slots=True)
+class _Fetched:
+    ref: ObjectRef
+    sha256: str
+    size: int
+    image: DecodedImage | None  # None: content unchanged, only the fingerprint needs updating
+
+
+Progress = Callable[[int], None]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        analyzers: Sequence[Analyzer],
+        index: Index,
+        *,
+        batch_size: int = 16,
+        workers: int = 2,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.analyzers = list(analyzers)
+        self.index = index
+        self.batch_size = max(1, batch_size)
+        self.workers = max(1, workers)
+        self.max_pixels = max_pixels
+        self.versions = {a.name: a.version for a in self.analyzers}
+        self.analysis_version = analysis_version(self.versions)
+        self.min_side = max((a.min_side for a in self.analyzers), default=0)
+
+    # --- entry points ---------------------------------------------------------------------------
+    def plan(
+        self, source: Source, refs: Iterable[ObjectRef], *, force: bool = False
+    ) -> tuple[list[ObjectRef], dict[str, Indexed], int]:
+        """Split refs into those to process and the count of unchanged ones (no bytes read)."""
+        known = self.index.known(source.bucket, source.prefix)
+        todo: list[ObjectRef] = []
+        unchanged = 0
+        for ref in refs:
+            seen = known.get(ref.key)
+            if (
+                not force
+                and seen is not None
+                and seen.analysis_version == self.analysis_version
+                and ref.fingerprint is not None
+                and seen.fingerprint == ref.fingerprint
+            ):
+                unchanged += 1
+            else:
+                todo.append(ref)
+        return todo, known, unchanged
+
+    def run(
+        self,
+        source: Source,
+        *,
+        prune: bool = False,
+        force: bool = False,
+        progress: Callable[[int], Progress] | None = None,
+    ) -> Summary:
+        """Back-fill: index everything under the source that is new or changed; with ``prune``,
+        remove records whose objects are gone. ``progress(total)`` returns an advance callback."""
+        listed = list(source.list())
+        todo, known, unchanged = self.plan(source, listed, force=force)
+        summary = self._process(source, todo, known, progress(len(todo)) if progress else None)
+        summary.unchanged += unchanged
+        if prune:
+            present = {ref.key for ref in listed}
+            gone = [key for key in known if key not in present]
+            if gone:
+                summary.deleted = self.remove(source.bucket, gone)
+        return summary
+
+    def process(self, source: Source, refs: Iterable[ObjectRef], *, force: bool = False) -> Summary:
+        """Index exactly these objects (what an event names), with the same skip rules."""
+        todo, known, unchanged = self.plan(source, refs, force=force)
+        summary = self._process(source, todo, known, None)
+        summary.unchanged += unchanged
+        return summary
+
+    def remove(self, bucket: str, keys: Iterable[str]) -> int:
+        return self.index.delete(bucket, list(keys))
+
+    # --- the work -------------------------------------------------------------------------------
+    def _process(
+        self,
+        source: Source,
+        todo: list[ObjectRef],
+        known: dict[str, Indexed],
+        advance: Progress | None,
+    ) -> Summary:
+        summary = Summary()
+        batch: list[_Fetched] = []
+        write_failures = 0
+        for item in self._fetch_all(source, todo, known):
+            if advance:
+                advance(1)
+            if isinstance(item, Failure):
+                summary.failed += 1
+                summary.failures.append(item)
+                self._record_failures([item], summary)
+                continue
+            batch.append(item)
+            if len(batch) >= self.batch_size:
+                write_failures = self._flush(batch, summary, write_failures)
+                batch = []
+        if batch:
+            self._flush(batch, summary, write_failures)
+        return summary
+
+    def _fetch_all(
+        self, source: Source, todo: list[ObjectRef], known: dict[str, Indexed]
+    ) -> Iterator[_Fetched | Failure]:
+        """Fetch + hash + decode in a bounded pool; yields results as they complete."""
+        window = self.workers * 4  # in flight at once: bounds memory for decoded images
+        refs = iter(todo)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="pixdex-fetch") as pool:
+            pending: set[Future[_Fetched | Failure]] = set()
+            for ref in refs:
+                pending.add(pool.submit(self._fetch_one, source, ref, known.get(ref.key)))
+                if len(pending) >= window:
+                    break
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+                    nxt = next(refs, None)
+                    if nxt is not None:
+                        pending.add(pool.submit(self._fetch_one, source, nxt, known.get(nxt.key)))
+
+    def _fetch_one(
+        self, source: Source, ref: ObjectRef, seen: Indexed | None
+    ) -> _Fetched | Failure:
+        try:
+            data = source.fetch(ref)
+            sha = hashlib.sha256(data).hexdigest()
+            if (
+                seen is not None
+                and seen.content_sha256 == sha
+                and seen.analysis_version == self.analysis_version
+            ):
+                # Touched but identical (copied, mtime changed): no re-analysis, just remember the
+                # new fingerprint so the next run skips it without reading.
+                return _Fetched(ref, sha, len(data), None)
+            image = decode(data, min_side=self.min_side, max_pixels=self.max_pixels)
+            return _Fetched(ref, sha, len(data), image)
+        except (SourceError, ImageError) as exc:
+            return self._failure(ref, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad object must never stop the run
+            log.exception("unexpected error reading %s", ref.uri)
+            return self._failure(ref, f"{type(exc).__name__}: {exc}")
+
+    def _failure(self, ref: ObjectRef, reason: str) -> Failure:
+        return Failure(
+            bucket=ref.bucket, key=ref.key, uri=ref.uri, reason=reason, fingerprint=ref.fingerprint
+        )
+
+    def analyze(self, images: Sequence[DecodedImage]) -> list[dict[str, Any] | Failure | str]:
+        """Merged partial records per image; an image an analyzer chokes on gets its reason
+        (str) instead, found by re-running the failed batch one image at a time."""
+        try:
+            per_analyzer = [a.analyze(images) for a in self.analyzers]
+            return [
+                merge_partials([parts[i] for parts in per_analyzer]) for i in range(len(images))
+            ]
+        except Exception:  # noqa: BLE001
+            if len(images) == 1:
+                raise
+        out: list[dict[str, Any] | Failure | str] = []
+        for image in images:
+            try:
+                out.extend(self.analyze([image]))
+            except Exception as exc:  # noqa: BLE001
+                log.exception("analyzer failed")
+                out.append(f"analysis failed: {type(exc).__name__}: {exc}")
+        return out
+
+    def _flush(self, batch: list[_Fetched], summary: Summary, write_failures: int) -> int:
+        """Analyze and write one batch; returns the updated count of consecutive write failures."""
+        analyzed: list[Record] = []
+        to_analyze = [item for item in batch if item.image is not None]
+        images = [item.image for item in to_analyze if item.image is not None]
+        results = self.analyze(images) if images else []
+        for item, result in zip(to_analyze, results, strict=True):
+            if isinstance(result, str):
+                failure = self._failure(item.ref, result)
+                summary.failed += 1
+                summary.failures.append(failure)
+                self._record_failures([failure], summary)
+            else:
+                analyzed.append(self._record(item, result))
+        refreshed: list[Record] = []
+        for item in batch:
+            if item.image is None and (old := self.index.get(item.ref.bucket, item.ref.key)):
+                refreshed.append(old.model_copy(update={"fingerprint": item.ref.fingerprint}))
+        records = analyzed + refreshed
+        if not records:
+            return write_failures
+        if write_failures >= MAX_CONSECUTIVE_WRITE_FAILURES:
+            summary.not_indexed += len(records)
+            return write_failures
+        try:
+            errors = self.index.upsert(records)
+        except Exception as exc:  # noqa: BLE001 - server down: report, keep what is indexed
+            log.error("index refused a batch of %d: %s", len(records), exc)
+            summary.not_indexed += len(records)
+            summary.write_errors += [WriteError(r.id, r.key, str(exc)) for r in records]
+            return write_failures + 1
+        failed_ids = {e.id for e in errors}
+        summary.write_errors += errors
+        summary.not_indexed += len(failed_ids)
+        summary.indexed += sum(1 for r in analyzed if r.id not in failed_ids)
+        summary.unchanged += sum(1 for r in refreshed if r.id not in failed_ids)
+        return 0
+
+    def _record(self, item: _Fetched, partial: dict[str, Any]) -> Record:
+        assert item.image is not None
+        ref = item.ref
+        return Record(
+            bucket=ref.bucket,
+            key=ref.key,
+            uri=ref.uri,
+            size=item.size,
+            fingerprint=ref.fingerprint,
+            content_sha256=item.sha256,
+            etag=ref.etag,
+            version_id=ref.version_id,
+            last_modified=ref.last_modified,
+            width=item.image.width,
+            height=item.image.height,
+            format=item.image.format,
+            analyzers=dict(self.versions),
+            **partial,
+        )
+
+    def _record_failures(self, failures: list[Failure], summary: Summary) -> None:
+        try:
+            self.index.record_failures(failures)
+        except Exception as exc:  # noqa: BLE001 - the summary still reports them
+            log.warning("could not record %d failure(s) in the index: %s", len(failures), exc)
+
+
+def default_analyzers(settings: Settings) -> list[Analyzer]:
+    """The analyzers a default install runs: labels (+ people), image properties, EXIF."""
+    from pixdex.analyzers.exif import ExifAnalyzer
+    from pixdex.analyzers.labels import LabelAnalyzer
+    from pixdex.analyzers.properties import PropertiesAnalyzer
+
+    analyzers: list[Analyzer] = [LabelAnalyzer.from_settings(settings)]
+    if settings.people:
+        from pixdex.analyzers.people import PeopleAnalyzer
+
+        analyzers.append(
+            PeopleAnalyzer(
+                threads=settings.threads,
+                cache_dir=settings.cache_dir,
+                min_confidence=settings.min_confidence,
+            )
+        )
+    analyzers += [PropertiesAnalyzer(), ExifAnalyzer()]
+    return analyzers
+
+
+def build_pipeline(settings: Settings, index: Index | None = None) -> Pipeline:
+    from pixdex.indexes import open_index
+
+    return Pipeline(
+        default_analyzers(settings),
+        index if index is not None else open_index(settings.index, settings),
+        batch_size=settings.batch_size,
+        workers=settings.workers,
+        max_pixels=settings.max_pixels,
+    )
