@@ -1,0 +1,46 @@
+"""One contract suite, every index backend: the ``index_factory`` fixture is parametrized over
+them, and each test gets fresh, empty indexes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pixdex.indexes.base import Index
+
+BACKENDS = ["sqlite", "elasticsearch", "opensearch"]
+
+
+@pytest.fixture(params=BACKENDS)
+def index_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Index]]:
+    created: list[Index] = []
+
+    def make() -> Index:
+        name = f"pixdex-test-{uuid.uuid4().hex[:12]}"
+        if request.param == "sqlite":
+            from pixdex.indexes.sqlite import SqliteIndex
+
+            index: Index = SqliteIndex(tmp_path / f"{name}.db")
+        else:
+            from pixdex.indexes.elastic import ElasticIndex
+
+            url = request.getfixturevalue(f"{request.param}_url")  # http://127.0.0.1:PORT
+            scheme = "es" if request.param == "elasticsearch" else "opensearch"
+            index = ElasticIndex.from_url(f"{scheme}+{url}/{name}?refresh=true")
+        created.append(index)
+        return index
+
+    yield make
+    for index in created:
+        drop = getattr(index, "drop", None)
+        if drop is not None:
+            drop()
+        index.close()
+
+
+@pytest.fixture
+def index(index_factory: Callable[[], Index]) -> Index:
+    return index_factory()

@@ -1,0 +1,297 @@
+"""The Index contract (see ``pixdex.indexes.base``), run against every backend alike."""
+
+from __future__ import annotations
+
+from pixdex.indexes.base import Index, SearchQuery
+from pixdex.records import BoundingBox, Failure, Instance, Label, Named, Record
+
+BUCKET = "photos"
+
+
+def label(name: str, confidence: float, parents=(), aliases=(), categories=()) -> Label:
+    return Label(
+        Name=name,
+        Confidence=confidence,
+        Parents=[Named(Name=p) for p in parents],
+        Aliases=[Named(Name=a) for a in aliases],
+        Categories=[Named(Name=c) for c in categories],
+    )
+
+
+def rec(key: str, *labels: Label, bucket: str = BUCKET, ts: str | None = None, **extra) -> Record:
+    fields = {"timestamp": ts} if ts else {}
+    return Record(
+        bucket=bucket,
+        key=key,
+        uri=f"s3://{bucket}/{key}",
+        Labels=list(labels),
+        fingerprint=f"etag-{key}",
+        content_sha256="0" * 64,
+        LabelModelVersion="test-model:1",
+        analyzers={"labels": "1"},
+        **fields,
+        **extra,
+    )
+
+
+def corpus() -> list[Record]:
+    """Small, hand-labelled corpus with known answers for every query below."""
+    return [
+        rec(
+            "2016/dogs/000000000042.jpg",
+            label("Dog", 96.5, ["Canine", "Mammal", "Animal"], ["Domestic Dog"], ["Animals"]),
+            label("Animal", 98.0, [], [], ["Animals"]),
+            ts="2016-12-25T22:10:41.983000",
+        ),
+        rec(
+            "2016/dogs/000000000074.jpg",
+            label("Dog", 71.0, ["Canine", "Mammal", "Animal"], ["Domestic Dog"], ["Animals"]),
+            label("Frisbee", 64.0),
+            label("Animal", 80.0),
+            ts="2016-12-26T08:00:00.000001",
+        ),
+        rec(
+            "2017/street/000000000071.jpg",
+            label("Tow Truck", 88.0, ["Truck", "Motor Vehicle", "Vehicle"], ["Wrecker"]),
+            label("Truck", 91.0, ["Motor Vehicle", "Vehicle"]),
+            label("Vehicle", 95.0, ["Transportation"]),
+            ts="2017-03-01T12:00:00.000000",
+        ),
+        rec(
+            "2017/street/000000000089.jpg",
+            label("Sports Car", 60.0, ["Car", "Motor Vehicle", "Vehicle"], ["Sport Car"]),
+            label("Vehicle", 75.0, ["Transportation"]),
+            ts="2017-06-15T09:30:00.500000",
+        ),
+        rec(
+            "other/000000000009.jpg",
+            label("Pizza", 83.0, ["Dish", "Food"], [], ["Food and Beverage"]),
+            bucket="elsewhere",
+            ts="2018-01-01T00:00:00.000000",
+        ),
+    ]
+
+
+def filled(index: Index) -> Index:
+    assert index.upsert(corpus()) == []
+    return index
+
+
+def keys(index: Index, query: SearchQuery) -> list[str]:
+    return [hit.record.key for hit in index.search(query).hits]
+
+
+# --- storing -------------------------------------------------------------------------------------
+
+
+def test_record_round_trips_whole(index: Index) -> None:
+    original = rec(
+        "a b/ñandú+1.jpg",
+        Label(
+            Name="Person",
+            Confidence=97.25,
+            Instances=[
+                Instance(
+                    BoundingBox=BoundingBox(Width=0.5, Height=0.25, Left=0.1, Top=0.2),
+                    Confidence=97.25,
+                )
+            ],
+            Aliases=[Named(Name="Human")],
+            Categories=[Named(Name="Person Description")],
+        ),
+        ts="2016-12-25T22:10:41.983000",
+        width=640,
+        height=480,
+        format="JPEG",
+        size=12345,
+        exif={"Make": "Canon", "GPS": {"lat": 48.85, "lon": 2.35}},
+    )
+    assert index.upsert([original]) == []
+    stored = index.get(BUCKET, "a b/ñandú+1.jpg")
+    assert stored is not None
+    assert stored.to_json() == original.to_json()
+    assert stored.to_json()["imported-by"].startswith("pixdex/")
+    assert index.get_by_id(original.id) is not None
+    assert index.get(BUCKET, "missing.jpg") is None
+
+
+def test_reindex_overwrites_instead_of_duplicating(index: Index) -> None:
+    filled(index)
+    key = "2016/dogs/000000000042.jpg"
+    assert index.upsert([rec(key, label("Cat", 90.0, ["Feline", "Animal"]))]) == []
+    assert index.stats().records == len(corpus())
+    assert key not in keys(index, SearchQuery(labels=["dog"]))
+    assert keys(index, SearchQuery(labels=["cat"])) == [key]
+    assert index.get(BUCKET, key).Labels[0].Name == "Cat"
+
+
+def test_delete_removes_everywhere(index: Index) -> None:
+    filled(index)
+    removed = index.delete(BUCKET, ["2016/dogs/000000000042.jpg", "never-indexed.jpg"])
+    assert removed == 1
+    assert keys(index, SearchQuery(labels=["dog"])) == ["2016/dogs/000000000074.jpg"]
+    assert "2016/dogs/000000000042.jpg" not in index.known(BUCKET)
+    assert index.stats().records == len(corpus()) - 1
+
+
+def test_known_reports_fingerprints_under_prefix(index: Index) -> None:
+    filled(index)
+    known = index.known(BUCKET, "2017/")
+    assert sorted(known) == ["2017/street/000000000071.jpg", "2017/street/000000000089.jpg"]
+    seen = known["2017/street/000000000071.jpg"]
+    assert seen.fingerprint == "etag-2017/street/000000000071.jpg"
+    assert seen.analysis_version == "labels=1"
+    assert seen.content_sha256 == "0" * 64
+    assert set(index.known("elsewhere")) == {"other/000000000009.jpg"}
+
+
+# --- label search --------------------------------------------------------------------------------
+
+
+def test_label_query_is_case_insensitive_and_ranked_by_confidence(index: Index) -> None:
+    filled(index)
+    result = index.search(SearchQuery(labels=["DOG"]))
+    assert result.total == 2
+    assert [h.record.key for h in result.hits] == [
+        "2016/dogs/000000000042.jpg",
+        "2016/dogs/000000000074.jpg",
+    ]
+    assert [round(h.score, 1) for h in result.hits] == [96.5, 71.0]
+
+
+def test_label_query_matches_parents_and_aliases(index: Index) -> None:
+    filled(index)
+    # "Motor Vehicle" is only ever a parent; "Wrecker" only an alias.
+    assert set(keys(index, SearchQuery(labels=["motor vehicle"]))) == {
+        "2017/street/000000000071.jpg",
+        "2017/street/000000000089.jpg",
+    }
+    assert keys(index, SearchQuery(labels=["wrecker"])) == ["2017/street/000000000071.jpg"]
+    assert keys(index, SearchQuery(labels=["Domestic Dog"]))[0] == "2016/dogs/000000000042.jpg"
+
+
+def test_min_confidence_filters_on_the_matching_label(index: Index) -> None:
+    filled(index)
+    assert keys(index, SearchQuery(labels=["dog"], min_confidence=80)) == [
+        "2016/dogs/000000000042.jpg"
+    ]
+    # Vehicle ≥ 80: the tow truck (Vehicle 95) qualifies; the sports car's best is Vehicle 75.
+    assert keys(index, SearchQuery(labels=["Vehicle"], min_confidence=80)) == [
+        "2017/street/000000000071.jpg"
+    ]
+    assert keys(index, SearchQuery(labels=["dog"], min_confidence=99)) == []
+
+
+def test_several_labels_must_all_match(index: Index) -> None:
+    filled(index)
+    assert keys(index, SearchQuery(labels=["dog", "frisbee"])) == ["2016/dogs/000000000074.jpg"]
+    assert keys(index, SearchQuery(labels=["dog", "pizza"])) == []
+
+
+# --- free text -----------------------------------------------------------------------------------
+
+
+def test_text_matches_label_words_and_paths(index: Index) -> None:
+    filled(index)
+    assert set(keys(index, SearchQuery(text="dog"))) == {
+        "2016/dogs/000000000042.jpg",
+        "2016/dogs/000000000074.jpg",
+    }
+    assert keys(index, SearchQuery(text="truck"))[0] == "2017/street/000000000071.jpg"
+    assert set(keys(index, SearchQuery(text="street"))) == {
+        "2017/street/000000000071.jpg",
+        "2017/street/000000000089.jpg",
+    }
+    assert keys(index, SearchQuery(text="pizza")) == ["other/000000000009.jpg"]
+    assert keys(index, SearchQuery(text="giraffe")) == []
+
+
+def test_text_label_matches_rank_by_confidence(index: Index) -> None:
+    filled(index)
+    hits = index.search(SearchQuery(text="vehicle")).hits
+    assert [h.record.key for h in hits] == [
+        "2017/street/000000000071.jpg",
+        "2017/street/000000000089.jpg",
+    ]
+    assert hits[0].score >= hits[1].score > 0
+
+
+# --- filters, facets, pagination -----------------------------------------------------------------
+
+
+def test_bucket_prefix_and_date_filters(index: Index) -> None:
+    filled(index)
+    everything = SearchQuery(limit=100)
+    assert index.search(everything).total == 5
+    assert keys(index, SearchQuery(bucket="elsewhere")) == ["other/000000000009.jpg"]
+    assert set(keys(index, SearchQuery(bucket=BUCKET, prefix="2016/dogs/"))) == {
+        "2016/dogs/000000000042.jpg",
+        "2016/dogs/000000000074.jpg",
+    }
+    assert set(keys(index, SearchQuery(since="2017-01-01", until="2017-12-31"))) == {
+        "2017/street/000000000071.jpg",
+        "2017/street/000000000089.jpg",
+    }
+    # a bare date as the upper bound includes that whole day
+    assert keys(index, SearchQuery(until="2016-12-25")) == ["2016/dogs/000000000042.jpg"]
+
+
+def test_facets_count_labels_over_the_whole_result_set(index: Index) -> None:
+    filled(index)
+    result = index.search(SearchQuery(labels=["animal"], limit=1))
+    assert result.total == 2 and len(result.hits) == 1
+    facets = dict(result.facets)
+    assert facets["Dog"] == 2
+    assert facets["Animal"] == 2
+    assert facets["Frisbee"] == 1
+    assert "Pizza" not in facets
+    # parents and aliases are not facets of their own
+    assert "Canine" not in facets and "Domestic Dog" not in facets
+    assert result.facets[0][1] >= result.facets[-1][1]
+
+
+def test_pagination_is_stable_and_complete(index: Index) -> None:
+    filled(index)
+    pages = [
+        keys(index, SearchQuery(limit=2, offset=offset, facets=0)) for offset in range(0, 6, 2)
+    ]
+    assert [len(p) for p in pages] == [2, 2, 1]
+    flat = [k for page in pages for k in page]
+    assert len(set(flat)) == 5
+    assert index.search(SearchQuery(limit=2, offset=4)).total == 5
+
+
+# --- failures and stats --------------------------------------------------------------------------
+
+
+def test_failures_are_recorded_and_cleared_by_success(index: Index) -> None:
+    filled(index)
+    index.record_failures(
+        [
+            Failure(bucket=BUCKET, key="broken.jpg", reason="corrupt image: truncated image data"),
+            Failure(bucket=BUCKET, key="notes.jpg", reason="not an image"),
+        ]
+    )
+    index.record_failures([Failure(bucket=BUCKET, key="notes.jpg", reason="still not an image")])
+    failures = {f.key: f.reason for f in index.failures()}
+    assert failures == {
+        "broken.jpg": "corrupt image: truncated image data",
+        "notes.jpg": "still not an image",
+    }
+    assert index.stats().failures == 2
+    index.upsert([rec("broken.jpg", label("Cat", 70.0))])
+    assert [f.key for f in index.failures(BUCKET)] == ["notes.jpg"]
+    index.delete(BUCKET, ["notes.jpg"])
+    assert index.failures() == []
+
+
+def test_stats_summarise_the_index(index: Index) -> None:
+    filled(index)
+    stats = index.stats()
+    assert stats.records == 5
+    assert stats.failures == 0
+    assert dict(stats.top_labels)["Vehicle"] == 2
+    assert stats.top_labels[0][1] >= stats.top_labels[-1][1]
+    assert dict(stats.model_versions) == {"test-model:1": 5}
+    assert stats.labels == len({lb.Name for r in corpus() for lb in r.Labels})
+    assert stats.location
