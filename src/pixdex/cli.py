@@ -1,0 +1,315 @@
+"""The ``pixdex`` command: thin wiring of settings, sources, pipeline and indexes.
+
+Exit codes: 0 success; 1 some images failed or were not indexed (details printed and, for
+failures, kept in the index: ``pixdex stats --failures``); 2 usage error; 3 the index or source
+cannot be used at all (server down, bad URL).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from pixdex import __version__
+from pixdex.config import load_settings
+from pixdex.indexes.base import IndexUnavailable, SearchQuery
+from pixdex.sources.base import SourceError
+
+app = typer.Typer(
+    help="Index photos from a folder or S3 bucket by what is in them, and search them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+IndexOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--index", "-i", help="Index: SQLite path, es+http(s)://…, opensearch+http(s)://…"
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+EXIT_PARTIAL = 1
+EXIT_UNAVAILABLE = 3
+
+
+@contextmanager
+def _fatal_errors():
+    """Errors that make the whole command impossible: one clear line, exit code 3."""
+    try:
+        yield
+    except (IndexUnavailable, SourceError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_UNAVAILABLE) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"pixdex {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def index(
+    source: Annotated[str, typer.Argument(help="A folder, or s3://bucket/prefix/")],
+    index: IndexOpt = None,
+    prune: Annotated[
+        bool, typer.Option(help="Remove records whose files/objects no longer exist.")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Re-analyze even unchanged images.")] = False,
+    model: Annotated[
+        str | None, typer.Option(help="efficientnet-lite0 | efficientnet-lite2")
+    ] = None,
+    people: Annotated[bool | None, typer.Option(help="Detect people (Person label).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per inference batch.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Parallel fetch/decode workers.")] = None,
+    threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads (0 = all).")] = None,
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="S3-compatible endpoint, e.g. http://127.0.0.1:9000")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Index every image under SOURCE: new and changed ones are analyzed, unchanged skipped."""
+    from pixdex.pipeline import build_pipeline
+    from pixdex.sources import open_source
+
+    settings = load_settings(
+        index=index,
+        model=model,
+        people=people,
+        batch_size=batch_size,
+        workers=workers,
+        threads=threads,
+        endpoint_url=endpoint_url,
+    )
+    with _fatal_errors():
+        src = open_source(source, settings)
+        pipeline = build_pipeline(settings)
+        with _progress(quiet) as progress:
+            summary = pipeline.run(src, prune=prune, force=force, progress=progress)
+    table = Table(show_header=False, box=None)
+    table.add_row("indexed", str(summary.indexed))
+    table.add_row("unchanged", str(summary.unchanged))
+    table.add_row("failed", str(summary.failed))
+    if prune:
+        table.add_row("pruned", str(summary.deleted))
+    if summary.not_indexed:
+        table.add_row("not indexed (re-run to finish)", str(summary.not_indexed))
+    table.add_row("index", pipeline.index.location)
+    err.print(table)
+    for failure in summary.failures[:20]:
+        err.print(f"[yellow]failed[/yellow] {failure.key}: {failure.reason}")
+    if len(summary.failures) > 20:
+        err.print(f"… and {len(summary.failures) - 20} more: pixdex stats --failures")
+    for write_error in summary.write_errors[:5]:
+        err.print(f"[red]not indexed[/red] {write_error.key}: {write_error.reason}")
+    if not summary.ok:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@contextmanager
+def _progress(quiet: bool):
+    if quiet:
+        yield None
+        return
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err) as bar:
+
+        def start(total: int):
+            task = bar.add_task("analyzing", total=total)
+            return lambda n: bar.advance(task, n)
+
+        yield start
+
+
+@app.command()
+def search(
+    text: Annotated[
+        str | None, typer.Argument(help="Free text: label names, aliases, paths.")
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", "-l", help="Required label (matches parents/aliases too)."),
+    ] = None,
+    min_confidence: Annotated[float, typer.Option(help="Minimum label confidence (0-100).")] = 0.0,
+    bucket: Annotated[str | None, typer.Option(help="Only this bucket (or folder).")] = None,
+    prefix: Annotated[str | None, typer.Option(help="Only keys starting with this.")] = None,
+    since: Annotated[str | None, typer.Option(help="Indexed at or after (ISO date/time).")] = None,
+    until: Annotated[str | None, typer.Option(help="Indexed at or before (ISO date/time).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 20,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    facets: Annotated[int, typer.Option(help="How many label facets to show.")] = 10,
+    index: IndexOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find images by what is in them; best matching label confidence first."""
+    from pixdex.indexes import open_index
+
+    if not text and not label and not (bucket or prefix or since or until):
+        err.print("[red]error:[/red] give a search text, --label, or a filter")
+        raise typer.Exit(2)
+    settings = load_settings(index=index)
+    query = SearchQuery(
+        text=text,
+        labels=tuple(label or ()),
+        min_confidence=min_confidence,
+        bucket=bucket,
+        prefix=prefix,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+        facets=facets,
+    )
+    with _fatal_errors():
+        idx = open_index(settings.index, settings)
+        result = idx.search(query)
+    if as_json:
+        payload = {
+            "total": result.total,
+            "hits": [{"score": h.score, **h.record.to_json()} for h in result.hits],
+            "facets": [{"name": n, "count": c} for n, c in result.facets],
+        }
+        out.print_json(data=payload) if out.is_terminal else print(json.dumps(payload))
+        return
+    if not result.hits:
+        err.print(f"no matches ({result.total} total)")
+        return
+    table = Table(title=f"{result.total} match(es)", title_justify="left")
+    table.add_column("score", justify="right")
+    table.add_column("image")
+    table.add_column("labels")
+    for hit in result.hits:
+        labels = ", ".join(f"{lb.Name} {lb.Confidence:.0f}" for lb in hit.record.Labels[:5])
+        table.add_row(f"{hit.score:.1f}", _path_of(hit.record), labels)
+    out.print(table)
+    if result.facets:
+        out.print("facets: " + ", ".join(f"{n} ({c})" for n, c in result.facets))
+
+
+def _path_of(record: Any) -> str:
+    if record.uri.startswith("file://"):
+        return str(Path(record.bucket) / record.key)
+    return record.uri or f"{record.bucket}/{record.key}"
+
+
+@app.command("detect-labels")
+def detect_labels(
+    images: Annotated[list[Path], typer.Argument(help="Image file(s).")],
+    max_labels: Annotated[int | None, typer.Option(help="At most this many labels.")] = None,
+    min_confidence: Annotated[
+        float | None, typer.Option(help="Default 55, as Rekognition.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="efficientnet-lite0 | efficientnet-lite2")
+    ] = None,
+    people: Annotated[bool | None, typer.Option(help="Detect people (Person label).")] = None,
+) -> None:
+    """Print labels as `aws rekognition detect-labels` does; nothing is indexed.
+
+    One image: its JSON. Several: one JSON object per line, with an added "Image" field."""
+    from pixdex.analyzers.detect import LabelDetector
+    from pixdex.imaging import ImageError
+
+    settings = load_settings(
+        model=model, people=people, min_confidence=min_confidence, max_labels=max_labels
+    )
+    detector = LabelDetector(settings)
+    failed = 0
+    for path in images:
+        try:
+            response = detector.detect_file(path)
+        except (OSError, ImageError) as exc:
+            failed += 1
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            err.print(f"[red]error:[/red] {path}: {reason}")
+            continue
+        if len(images) == 1:
+            print(json.dumps(response, indent=4))
+        else:
+            print(json.dumps({"Image": str(path), **response}))
+    if failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def stats(
+    failures: Annotated[bool, typer.Option("--failures", help="List images that failed.")] = False,
+    index: IndexOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Counts, top labels, index location, model versions (and failures)."""
+    from pixdex.indexes import open_index
+
+    settings = load_settings(index=index)
+    with _fatal_errors():
+        idx = open_index(settings.index, settings)
+        st = idx.stats()
+        failed = idx.failures() if failures else []
+    if as_json:
+        payload: dict[str, Any] = {
+            "location": st.location,
+            "records": st.records,
+            "failures": st.failures,
+            "labels": st.labels,
+            "top_labels": [{"name": n, "count": c} for n, c in st.top_labels],
+            "model_versions": [{"version": v, "count": c} for v, c in st.model_versions],
+        }
+        if failures:
+            payload["failed"] = [f.to_json() for f in failed]
+        print(json.dumps(payload, indent=2))
+        return
+    table = Table(show_header=False, box=None)
+    table.add_row("index", st.location)
+    table.add_row("images", str(st.records))
+    table.add_row("failed", str(st.failures))
+    table.add_row("distinct labels", str(st.labels))
+    table.add_row("model versions", ", ".join(f"{v or '-'} ({c})" for v, c in st.model_versions))
+    table.add_row("top labels", ", ".join(f"{n} ({c})" for n, c in st.top_labels[:15]))
+    out.print(table)
+    if failures:
+        for f in failed:
+            out.print(f"{f.bucket}/{f.key}: {f.reason}", highlight=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
