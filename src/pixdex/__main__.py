@@ -1,0 +1,3 @@
+from pixdex.cli import app
+
+app(prog_name="pixdex")
