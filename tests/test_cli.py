@@ -1,0 +1,113 @@
+"""The pixdex command as a user runs it, on the sample photos shipped in the repo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pixdex.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("cli") / "index.db"
+    result = run("index", str(SAMPLES), "--index", str(db), "--quiet")
+    assert result.exit_code == 0, result.output
+    return db
+
+
+def test_detect_labels_prints_rekognition_json():
+    result = run("detect-labels", str(SAMPLES / "000000000042.jpg"))  # a dog
+    assert result.exit_code == 0, result.output
+    response = json.loads(result.stdout)
+    assert set(response) == {"Labels", "LabelModelVersion"}
+    labels = response["Labels"]
+    assert labels and all(
+        set(lb) == {"Name", "Confidence", "Instances", "Parents", "Aliases", "Categories"}
+        for lb in labels
+    )
+    assert all(lb["Confidence"] >= 55 for lb in labels)
+    assert [lb["Confidence"] for lb in labels] == sorted(
+        (lb["Confidence"] for lb in labels), reverse=True
+    )
+    assert "Dog" in {lb["Name"] for lb in labels}
+
+
+def test_detect_labels_options_and_several_files(tmp_path: Path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    files = [str(SAMPLES / "000000000042.jpg"), str(bad), str(SAMPLES / "000000000071.jpg")]
+    result = run("detect-labels", *files, "--max-labels", "3", "--min-confidence", "10")
+    assert result.exit_code == 1  # one of them failed, the others were still answered
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["Image"] for line in lines] == [files[0], files[2]]
+    assert all(1 <= len(line["Labels"]) <= 3 for line in lines)
+    assert "bad.jpg" in result.stderr and "not an image" in result.stderr
+
+
+def test_index_then_search(indexed: Path):
+    result = run("search", "dog", "--index", str(indexed), "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    keys = [hit["key"] for hit in payload["hits"]]
+    assert "000000000042.jpg" in keys
+    assert payload["hits"][0]["score"] >= payload["hits"][-1]["score"]
+    assert any(f["name"] == "Dog" for f in payload["facets"])
+
+    result = run(
+        "search", "--label", "Vehicle", "--min-confidence", "50", "--index", str(indexed), "--json"
+    )
+    payload = json.loads(result.stdout)
+    assert payload["total"] >= 1
+    for hit in payload["hits"]:
+        terms = {t["Name"] for lb in hit["Labels"] for t in [lb, *lb["Parents"], *lb["Aliases"]]}
+        assert "Vehicle" in terms
+
+    human = run("search", "dog", "--index", str(indexed))
+    assert "000000000042.jpg" in human.stdout
+
+
+def test_reindex_is_a_no_op_and_stats_report(indexed: Path):
+    result = run("index", str(SAMPLES), "--index", str(indexed), "--quiet")
+    assert result.exit_code == 0
+    assert "unchanged" in result.stderr and "8" in result.stderr
+    stats = json.loads(run("stats", "--index", str(indexed), "--json").stdout)
+    assert stats["records"] == 8 and stats["failures"] == 0
+    assert stats["location"] == str(indexed)
+    assert stats["model_versions"][0]["count"] == 8
+    assert stats["top_labels"]
+
+
+def test_failures_are_listed_and_exit_code_says_so(tmp_path: Path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(SAMPLES / "000000000042.jpg", folder)
+    (folder / "zero.jpg").write_bytes(b"")
+    db = tmp_path / "index.db"
+    result = run("index", str(folder), "--index", str(db), "--quiet")
+    assert result.exit_code == 1
+    assert "zero.jpg: empty file (0 bytes)" in result.stderr
+    listed = run("stats", "--failures", "--index", str(db))
+    assert "zero.jpg: empty file (0 bytes)" in listed.stdout
+
+
+def test_unusable_index_or_source_is_one_clear_line(tmp_path: Path):
+    result = run("search", "dog", "--index", "ftp://nowhere/x")
+    assert result.exit_code == 3
+    assert "unknown index URL" in result.stderr
+    result = run("index", str(tmp_path / "missing"), "--index", str(tmp_path / "i.db"))
+    assert result.exit_code == 3
+    assert "not a folder" in result.stderr
+    assert run("search").exit_code == 2
