@@ -63,7 +63,9 @@ def model_info(model: str) -> ModelInfo:
         ) from None
 
 
-def onnx_model_path(model: str, cache_dir: Path | None = None) -> tuple[Path, str]:
+def onnx_model_path(
+    model: str, cache_dir: Path | None = None, *, rebuild: bool = False
+) -> tuple[Path, str]:
     """The cached float32 ``.onnx`` for ``model`` (built on first use) and the weights' sha256."""
     info = model_info(model)
     weights = weights_file(model)
@@ -73,7 +75,7 @@ def onnx_model_path(model: str, cache_dir: Path | None = None) -> tuple[Path, st
     def build() -> bytes:
         return build_model(read_state_dict(weights), info.input_size, model).SerializeToString()
 
-    return cached_model(path, build), digest
+    return cached_model(path, build, rebuild=rebuild), digest
 
 
 def session_options(threads: int = 0) -> ort.SessionOptions:
@@ -92,6 +94,12 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _session(path: Path, threads: int) -> ort.InferenceSession:
+    return ort.InferenceSession(
+        str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
+    )
 
 
 class Classifier:
@@ -116,16 +124,11 @@ class Classifier:
         path, digest = onnx_model_path(model, cache_dir)
         self.version = f"{model}:{digest[:12]}"
         self.threads = threads
-        self._session = self._load(path, threads)
-
-    @staticmethod
-    def _load(path: Path, threads: int) -> ort.InferenceSession:
         try:
-            return ort.InferenceSession(
-                str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # a corrupt cache file: say where it is so it can be removed
-            raise ModelError(f"cannot load the cached model {path}: {exc}") from None
+            self._session = _session(path, threads)
+        except Exception:  # a damaged cache file (edited, disk trouble): build it again, once
+            path, _ = onnx_model_path(model, cache_dir, rebuild=True)
+            self._session = _session(path, threads)
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """RGB image -> (3,S,S) float32: shorter side to round(1.14*S) (bicubic), centre crop,

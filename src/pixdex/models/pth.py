@@ -176,4 +176,4 @@ def _materialise(name: str, ref: _TensorRef) -> np.ndarray:
         strides=tuple(s * itemsize for s in ref.stride),
         writeable=False,
     )
-    return np.array(arr, dtype=flat.dtype.newbyteorder("="), copy=True)
+    return np.array(arr, dtype=flat.dtype.newbyteorder("="), order="C", copy=True)

