@@ -1,0 +1,346 @@
+"""The HTTP API and web gallery that ``pixdex serve`` runs.
+
+Handlers are plain ``def`` on purpose: index calls (SQLite, Elasticsearch clients) and thumbnail
+decoding block, and FastAPI runs sync handlers in its thread pool, so a slow thumbnail never
+stalls searches. Routes:
+
+- ``GET /api/search`` — labels/text/filters → hits (top labels) + label facets, paginated;
+- ``GET /api/images/{id}`` (record), ``…/file`` (original), ``…/thumb?size=`` (cached JPEG);
+- ``GET /api/stats``, ``GET /api/failures``, ``GET /healthz``, ``GET /metrics``;
+- ``POST /rekognition/detect-labels`` and the AWS-protocol ``POST /rekognition``;
+- ``POST /webhooks/minio`` when ``pixdex.api.webhooks`` is present;
+- ``/`` — the gallery (static files from ``pixdex/web``, no build step, nothing from a CDN).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from time import perf_counter
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from pixdex import __version__
+from pixdex.api.errors import ApiError, install_error_handlers
+from pixdex.api.media import LocalFile, S3Access, locate, media_type, read_bytes
+from pixdex.api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
+from pixdex.api.rekognition import router as rekognition_router
+from pixdex.api.state import (
+    ApiState,
+    DetectorHolder,
+    IndexHolder,
+    get_index,
+    get_state,
+)
+from pixdex.api.thumbs import THUMB_SIZES, ThumbnailCache, make_thumbnail, thumb_key
+from pixdex.config import Settings
+from pixdex.imaging import ImageError
+from pixdex.indexes.base import Hit, Index, SearchQuery
+from pixdex.records import Record, utc_timestamp
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+HIT_LABELS = 5  # labels per search hit; the full list is one GET /api/images/{id} away
+MAX_LIMIT = 200
+
+# The gallery loads only its own files; images may come from a presigned bucket URL.
+GALLERY_CSP = (
+    "default-src 'self'; img-src 'self' data: blob: http: https:; style-src 'self'; "
+    "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+# Originals are user content: never let a browser run them as a document.
+FILE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Cache-Control": "private, max-age=300",
+}
+
+IndexDep = Annotated[Index, Depends(get_index)]
+StateDep = Annotated[ApiState, Depends(get_state)]
+
+
+def create_app(settings: Settings | None = None, index: Index | None = None) -> FastAPI:
+    """The whole server. ``index`` given: used as is (and not closed on shutdown); otherwise
+    ``settings.index`` is opened on first use and re-tried after a failure (503 until then)."""
+    settings = settings or Settings()
+    state = ApiState(
+        settings=settings,
+        index=IndexHolder(settings, index),
+        detector=DetectorHolder(settings),
+        thumbs=ThumbnailCache(Path(settings.cache_dir) / "thumbs"),
+        s3=S3Access(settings),
+        metrics=Metrics(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.index.close()
+
+    app = FastAPI(
+        title="pixdex",
+        version=__version__,
+        description="Search photos by what is in them; Rekognition-compatible DetectLabels.",
+        lifespan=lifespan,
+    )
+    app.state.pixdex = state
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    install_error_handlers(app)
+    _add_api_routes(app)
+    app.include_router(rekognition_router)
+    webhooks = _optional_router("pixdex.api.webhooks")
+    if webhooks is not None:
+        app.include_router(webhooks)
+    _add_gallery(app)
+    return app
+
+
+def _optional_router(module: str) -> Any:
+    """The module's ``router`` if the module exists; a broken module still fails loudly."""
+    try:
+        return importlib.import_module(module).router
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _blank_to_none(value: str | None) -> str | None:
+    return value if value and value.strip() else None
+
+
+def _instant(name: str, value: str | None) -> str | None:
+    """A date or date-time as the index compares it: ``timestamp``'s UTC format. A bare date is
+    kept as a date (``until=2024-01-31`` means the whole 31st)."""
+    value = _blank_to_none(value)
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(
+            400, f"{name}: not an ISO 8601 date or date-time: {value!r} (e.g. 2024-01-31)"
+        ) from None
+    if len(value) == 10:
+        return value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return utc_timestamp(moment)
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    record = hit.record
+    return {
+        "id": record.id,
+        "bucket": record.bucket,
+        "key": record.key,
+        "uri": record.uri,
+        "score": hit.score,
+        "width": record.width,
+        "height": record.height,
+        "format": record.format,
+        "timestamp": record.timestamp,
+        "Labels": [
+            {"Name": label.Name, "Confidence": label.Confidence}
+            for label in record.Labels[:HIT_LABELS]
+        ],
+        "label_count": len(record.Labels),
+    }
+
+
+def _record(index: Index, image_id: str) -> Record:
+    record = index.get_by_id(image_id)
+    if record is None:
+        raise ApiError(404, f"no image with id {image_id!r}")
+    return record
+
+
+# --- API -----------------------------------------------------------------------------------------
+
+
+def _add_api_routes(app: FastAPI) -> None:
+    @app.get("/api/search", tags=["search"])
+    def search(
+        index: IndexDep,
+        state: StateDep,
+        q: Annotated[str | None, Query(max_length=500, description="Free text")] = None,
+        label: Annotated[
+            list[str], Query(description="Required label (repeat for several; all must match)")
+        ] = [],  # noqa: B006 - FastAPI copies defaults per request
+        min_confidence: Annotated[float, Query(ge=0, le=100)] = 0.0,
+        bucket: str | None = None,
+        prefix: str | None = None,
+        since: Annotated[str | None, Query(description="Indexed at/after (ISO 8601)")] = None,
+        until: Annotated[str | None, Query(description="Indexed at/before (ISO 8601)")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 24,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+        facets: Annotated[int, Query(ge=0, le=100, description="Label facets to return")] = 20,
+    ) -> dict[str, Any]:
+        """Images whose labels (or their parents/aliases) or paths match, best confidence first.
+        Without ``q`` and ``label`` every image matches (browsing)."""
+        labels = tuple(lb.strip() for lb in label if lb.strip())
+        if any(len(lb) > 200 for lb in labels):
+            raise ApiError(400, "label: at most 200 characters")
+        query = SearchQuery(
+            text=_blank_to_none(q),
+            labels=labels,
+            min_confidence=min_confidence,
+            bucket=_blank_to_none(bucket),
+            prefix=_blank_to_none(prefix),
+            since=_instant("since", since),
+            until=_instant("until", until),
+            limit=limit,
+            offset=offset,
+            facets=facets,
+        )
+        start = perf_counter()
+        result = index.search(query)
+        state.metrics.search_seconds.observe(perf_counter() - start)
+        return {
+            "total": result.total,
+            "offset": offset,
+            "limit": limit,
+            "hits": [hit_json(hit) for hit in result.hits],
+            "facets": [{"name": name, "count": count} for name, count in result.facets],
+        }
+
+    @app.get("/api/images/{image_id}", tags=["images"])
+    def image(image_id: str, index: IndexDep) -> dict[str, Any]:
+        """The full record: every label with confidence, parents, aliases, categories and
+        instances (bounding boxes as ratios), image properties, EXIF, versions."""
+        return _record(index, image_id).to_json()
+
+    @app.get("/api/images/{image_id}/file", tags=["images"], response_class=Response)
+    def image_file(
+        image_id: str,
+        index: IndexDep,
+        state: StateDep,
+        proxy: Annotated[
+            bool, Query(description="s3:// images: stream through pixdex, not a redirect")
+        ] = False,
+    ) -> Response:
+        """The original image. Local folders: the file (only files that are in the index, inside
+        their indexed folder). S3: a 307 redirect to a presigned URL, or the bytes with proxy."""
+        record = _record(index, image_id)
+        where = locate(record)
+        media = media_type(record)
+        if isinstance(where, LocalFile):
+            return FileResponse(
+                where.path,
+                media_type=media or "application/octet-stream",
+                filename=Path(record.key).name,
+                content_disposition_type="inline" if media else "attachment",
+                headers=FILE_HEADERS,
+            )
+        if not proxy:
+            return RedirectResponse(state.s3.presigned_url(where, media), status_code=307)
+        chunks, length = state.s3.open(where)
+        headers = dict(FILE_HEADERS)
+        if length is not None:
+            headers["Content-Length"] = str(length)
+        return StreamingResponse(
+            chunks, media_type=media or "application/octet-stream", headers=headers
+        )
+
+    @app.get("/api/images/{image_id}/thumb", tags=["images"], response_class=Response)
+    def image_thumb(
+        image_id: str,
+        request: Request,
+        index: IndexDep,
+        state: StateDep,
+        size: Annotated[int, Query(description=f"One of {', '.join(map(str, THUMB_SIZES))}")] = 256,
+    ) -> Response:
+        """A JPEG whose longer side is ``size``, cached in memory and under the cache dir."""
+        if size not in THUMB_SIZES:
+            raise ApiError(400, f"size: must be one of {', '.join(map(str, THUMB_SIZES))}")
+        record = _record(index, image_id)
+        key = thumb_key(record, size)
+        etag = f'"{key}"'
+        headers = {"ETag": etag, "Cache-Control": "private, max-age=3600"}
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        cached = state.thumbs.get(key)
+        if cached is not None:
+            data, source = cached
+        else:
+            original = read_bytes(record, state.s3)
+            try:
+                data = make_thumbnail(original, size, state.settings.max_pixels)
+            except ImageError as exc:
+                raise ApiError(422, f"cannot make a thumbnail of {record.key}: {exc}") from None
+            state.thumbs.put(key, data)
+            source = "made"
+        state.metrics.thumbnails.labels(source).inc()
+        headers["X-Thumbnail-Source"] = source
+        return Response(data, media_type="image/jpeg", headers=headers)
+
+    @app.get("/api/stats", tags=["index"])
+    def stats(index: IndexDep) -> dict[str, Any]:
+        """Counts, top labels, index location and label model versions."""
+        st = index.stats()
+        return {
+            "location": st.location,
+            "records": st.records,
+            "failures": st.failures,
+            "labels": st.labels,
+            "top_labels": [{"name": n, "count": c} for n, c in st.top_labels],
+            "model_versions": [{"version": v, "count": c} for v, c in st.model_versions],
+            "version": __version__,
+        }
+
+    @app.get("/api/failures", tags=["index"])
+    def failures(
+        index: IndexDep,
+        bucket: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> dict[str, Any]:
+        """Images that could not be indexed, each with its one-line reason."""
+        found = index.failures(bucket=_blank_to_none(bucket), limit=limit)
+        return {"count": len(found), "failures": [f.to_json() for f in found]}
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz(index: IndexDep) -> dict[str, Any]:
+        """200 when the index answers a (cheap) query; 503 with the reason otherwise."""
+        result = index.search(SearchQuery(limit=0, facets=0))
+        return {"status": "ok", "index": index.location, "records": result.total}
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def metrics(state: StateDep) -> Response:
+        """Prometheus text format: requests by route and status, latency histograms."""
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+
+# --- gallery -------------------------------------------------------------------------------------
+
+
+def _add_gallery(app: FastAPI) -> None:
+    if not (WEB_DIR / "index.html").is_file():
+        log.warning("gallery files missing in %s; serving the API only", WEB_DIR)
+        return
+
+    @app.get("/", include_in_schema=False)
+    def gallery() -> FileResponse:
+        return FileResponse(
+            WEB_DIR / "index.html",
+            media_type="text/html",
+            headers={
+                "Content-Security-Policy": GALLERY_CSP,
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+                "Cache-Control": "no-cache",
+            },
+        )
+
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")

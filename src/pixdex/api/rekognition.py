@@ -1,0 +1,163 @@
+"""A Rekognition-compatible DetectLabels endpoint, answered by the local label analyzers.
+
+Two doors to the same operation:
+- ``POST /rekognition/detect-labels`` with the DetectLabels request JSON — for curl and scripts;
+- ``POST /rekognition`` with ``X-Amz-Target: RekognitionService.DetectLabels`` — the AWS JSON 1.1
+  protocol, so unmodified AWS SDKs and the AWS CLI work with
+  ``--endpoint-url http://host:port/rekognition`` (any credentials; signatures are not checked —
+  put pixdex behind your own auth if it is exposed).
+
+The response is what ``pixdex detect-labels`` prints. Errors use Rekognition's shape
+(``{"__type": "InvalidImageFormatException", "Message": …}``) so SDKs raise the usual exceptions.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import uuid
+from time import perf_counter
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from pixdex.api.errors import ApiError
+from pixdex.api.media import S3Object
+from pixdex.api.state import ApiState, get_state
+from pixdex.imaging import ImageError
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["rekognition"])
+
+AMZ_JSON = "application/x-amz-json-1.1"
+TARGET = "RekognitionService.DetectLabels"
+#: Rekognition's own limits: 5 MB as raw bytes, 15 MB from S3.
+MAX_BYTES = 5 * 1024 * 1024
+MAX_S3_BYTES = 15 * 1024 * 1024
+
+
+class RekognitionError(Exception):
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+
+
+def _error(exc: RekognitionError) -> JSONResponse:
+    return JSONResponse(
+        {"__type": exc.kind, "Message": exc.message},
+        status_code=exc.status,
+        media_type=AMZ_JSON,
+        headers={"x-amzn-ErrorType": exc.kind, "x-amzn-RequestId": str(uuid.uuid4())},
+    )
+
+
+def _invalid(message: str) -> RekognitionError:
+    return RekognitionError(400, "InvalidParameterException", message)
+
+
+def _number(body: dict[str, Any], name: str, low: float, high: float | None) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _invalid(f"{name} must be a number")
+    if value < low or (high is not None and value > high):
+        raise _invalid(f"{name} must be between {low:g} and {high:g}" if high else f"{name} < 0")
+    return value
+
+
+def _image_bytes(state: ApiState, image: Any) -> bytes:
+    if not isinstance(image, dict) or not image:
+        raise _invalid("Image must be an object with Bytes or S3Object")
+    if "Bytes" in image:
+        raw = image["Bytes"]
+        if not isinstance(raw, str):
+            raise _invalid("Image.Bytes must be a base64 string")
+        try:
+            data = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise _invalid("Image.Bytes is not valid base64") from None
+        if len(data) > MAX_BYTES:
+            raise RekognitionError(
+                400, "ImageTooLargeException", f"image is {len(data):,} bytes; limit {MAX_BYTES:,}"
+            )
+        return data
+    s3 = image.get("S3Object")
+    if isinstance(s3, dict) and all(isinstance(s3.get(k), str) for k in ("Bucket", "Name")):
+        try:
+            data = state.s3.read(S3Object(s3["Bucket"], s3["Name"], s3.get("Version")))
+        except ApiError as exc:
+            kind = "InvalidS3ObjectException" if exc.status in (403, 404) else "InternalServerError"
+            raise RekognitionError(400 if exc.status < 500 else 500, kind, exc.message) from None
+        if len(data) > MAX_S3_BYTES:
+            raise RekognitionError(
+                400, "ImageTooLargeException", f"object is {len(data):,} bytes; limit 15 MB"
+            )
+        return data
+    raise _invalid("Image needs Bytes (base64) or S3Object {Bucket, Name}")
+
+
+def _detect(state: ApiState, body: dict[str, Any]) -> dict[str, Any]:
+    max_labels = _number(body, "MaxLabels", 0, None)
+    min_confidence = _number(body, "MinConfidence", 0, 100)
+    data = _image_bytes(state, body.get("Image"))
+    try:
+        detector = state.detector.get()
+    except Exception as exc:  # noqa: BLE001 - analyzers not installed / model not built
+        log.exception("label analyzers unavailable")
+        raise RekognitionError(
+            503, "ServiceUnavailableException", f"label analyzers unavailable: {exc}"
+        ) from None
+    start = perf_counter()
+    try:
+        response = detector.detect_bytes(
+            data,
+            max_labels=int(max_labels) if max_labels is not None else None,
+            min_confidence=min_confidence,
+        )
+    except ImageError as exc:
+        raise RekognitionError(400, "InvalidImageFormatException", str(exc)) from None
+    state.metrics.detect_seconds.observe(perf_counter() - start)
+    return response
+
+
+async def _answer(request: Request) -> JSONResponse:
+    state = get_state(request)
+    try:
+        try:
+            body = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _invalid("request body is not JSON") from None
+        if not isinstance(body, dict):
+            raise _invalid("request body must be a JSON object")
+        response = await run_in_threadpool(_detect, state, body)
+    except RekognitionError as exc:
+        return _error(exc)
+    return JSONResponse(
+        response, media_type=AMZ_JSON, headers={"x-amzn-RequestId": str(uuid.uuid4())}
+    )
+
+
+@router.post("/rekognition/detect-labels", summary="DetectLabels (plain JSON)")
+async def detect_labels(request: Request) -> JSONResponse:
+    """Body: ``{"Image": {"Bytes": "<base64>"} | {"S3Object": {"Bucket", "Name"}},
+    "MaxLabels": 10, "MinConfidence": 70}``; answers ``{"Labels": [...], "LabelModelVersion"}``."""
+    return await _answer(request)
+
+
+@router.post("/rekognition", summary="AWS JSON 1.1 protocol (SDKs, AWS CLI)")
+@router.post("/rekognition/", include_in_schema=False)
+async def aws_protocol(request: Request) -> JSONResponse:
+    target = request.headers.get("x-amz-target", "")
+    if target != TARGET:
+        return _error(
+            RekognitionError(
+                400, "UnknownOperationException", f"only {TARGET} is supported, not {target!r}"
+            )
+        )
+    return await _answer(request)

@@ -1,0 +1,477 @@
+// pixdex gallery: vanilla JS against the JSON API, no build step, nothing loaded from elsewhere.
+// All user data goes into the page through textContent / attributes, never innerHTML.
+"use strict";
+
+(() => {
+  const PAGE = 24;
+  const FACETS = 24;
+  const THUMB = 256;
+  const LABELS_ON_CARD = 3;
+
+  const $ = (id) => document.getElementById(id);
+  const els = {
+    form: $("search-form"),
+    q: $("q"),
+    slider: $("min-confidence"),
+    sliderValue: $("min-confidence-value"),
+    active: $("active-filters"),
+    facets: $("facets"),
+    status: $("status"),
+    results: $("results"),
+    more: $("load-more"),
+    footer: $("footer"),
+    dialog: $("detail"),
+    title: $("detail-title"),
+    frame: $("detail-frame"),
+    image: $("detail-image"),
+    info: $("detail-info"),
+    boxes: $("show-boxes"),
+    original: $("detail-original"),
+    prev: $("detail-prev"),
+    next: $("detail-next"),
+    close: $("detail-close"),
+  };
+
+  const state = { q: "", labels: [], min: 0, offset: 0, total: 0, hits: [], current: -1 };
+  let searchSeq = 0;
+  let controller = null;
+  let opener = null;
+
+  // --- small DOM helpers ----------------------------------------------------------------------
+  function el(tag, props = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props)) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else if (key === "style") Object.assign(node.style, value);
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  const pct = (value) => `${Math.round(value)}%`;
+  const imageUrl = (id, part) => `api/images/${encodeURIComponent(id)}${part ? `/${part}` : ""}`;
+  const basename = (key) => key.split("/").pop() || key;
+
+  function bytes(n) {
+    if (n === null || n === undefined) return "";
+    const units = ["B", "KB", "MB", "GB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+    return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+  }
+
+  async function getJSON(url, signal) {
+    const response = await fetch(url, { signal, headers: { Accept: "application/json" } });
+    let body = null;
+    try { body = await response.json(); } catch { /* not JSON */ }
+    if (!response.ok) {
+      const message = body && body.message ? body.message : `${response.status} ${response.statusText}`;
+      throw new Error(message);
+    }
+    return body;
+  }
+
+  // --- URL state: a search is a link you can share and reload ---------------------------------
+  function readUrl() {
+    const params = new URLSearchParams(location.search);
+    state.q = params.get("q") || "";
+    state.labels = params.getAll("label").filter(Boolean);
+    const min = Number(params.get("min_confidence") || 0);
+    state.min = Number.isFinite(min) ? Math.min(100, Math.max(0, min)) : 0;
+    els.q.value = state.q;
+    els.slider.value = String(state.min);
+    els.sliderValue.textContent = pct(state.min);
+  }
+
+  function queryParams() {
+    const params = new URLSearchParams();
+    if (state.q) params.set("q", state.q);
+    for (const label of state.labels) params.append("label", label);
+    if (state.min > 0) params.set("min_confidence", String(state.min));
+    return params;
+  }
+
+  function writeUrl() {
+    const params = queryParams().toString();
+    history.replaceState(null, "", params ? `?${params}` : location.pathname);
+  }
+
+  // --- search --------------------------------------------------------------------------------
+  async function search({ append = false } = {}) {
+    const seq = ++searchSeq;
+    if (controller) controller.abort();
+    controller = new AbortController();
+    if (!append) state.offset = 0;
+    const params = queryParams();
+    params.set("limit", String(PAGE));
+    params.set("offset", String(state.offset));
+    params.set("facets", append ? "0" : String(FACETS));
+    document.body.setAttribute("aria-busy", "true");
+    els.more.disabled = true;
+    if (!append) els.status.textContent = "Searching…";
+    try {
+      const result = await getJSON(`api/search?${params}`, controller.signal);
+      if (seq !== searchSeq) return; // a newer search has started
+      state.total = result.total;
+      if (append) {
+        state.hits.push(...result.hits);
+      } else {
+        state.hits = result.hits.slice();
+        els.results.replaceChildren();
+        renderFacets(result.facets);
+      }
+      renderHits(result.hits, state.hits.length - result.hits.length);
+      state.offset += result.hits.length;
+      renderStatus();
+      writeUrl();
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      els.status.textContent = `Search failed: ${error.message}`;
+      els.status.classList.add("error");
+      els.more.hidden = true;
+    } finally {
+      if (seq === searchSeq) {
+        document.body.removeAttribute("aria-busy");
+        els.more.disabled = false;
+      }
+    }
+  }
+
+  function renderStatus() {
+    els.status.classList.remove("error");
+    const shown = state.hits.length;
+    if (state.total === 0) {
+      const what = state.q || state.labels.length ? "No photos match" : "No photos indexed yet";
+      els.status.textContent = `${what}.`;
+    } else {
+      const noun = state.total === 1 ? "photo" : "photos";
+      els.status.textContent = `${state.total} ${noun}` + (shown < state.total ? ` · showing ${shown}` : "");
+    }
+    els.more.hidden = shown >= state.total;
+  }
+
+  function cardAlt(hit) {
+    const labels = hit.Labels.slice(0, LABELS_ON_CARD).map((l) => `${l.Name} ${pct(l.Confidence)}`);
+    return labels.length ? `${basename(hit.key)}: ${labels.join(", ")}` : basename(hit.key);
+  }
+
+  function renderHits(hits, start) {
+    const items = hits.map((hit, i) => {
+      const labels = hit.Labels.slice(0, LABELS_ON_CARD);
+      return el("li", { class: "cell" },
+        el("button", {
+          type: "button",
+          class: "card",
+          "data-id": hit.id,
+          "aria-label": `Open ${cardAlt(hit)}`,
+          onclick: (event) => openDetail(start + i, event.currentTarget),
+        },
+        el("span", { class: "thumb" },
+          el("img", {
+            src: `${imageUrl(hit.id, "thumb")}?size=${THUMB}`,
+            alt: cardAlt(hit),
+            loading: "lazy",
+            decoding: "async",
+            width: THUMB,
+            height: THUMB,
+          }),
+          hit.score > 0 ? el("span", { class: "score", title: "Best matching label confidence", text: pct(hit.score) }) : null,
+        ),
+        el("span", { class: "caption" },
+          el("span", { class: "name", text: basename(hit.key), title: hit.key }),
+          el("span", { class: "labels" },
+            labels.length
+              ? labels.map((l) => el("span", { class: "label" }, l.Name, " ", el("b", { text: pct(l.Confidence) })))
+              : el("span", { class: "label muted", text: "no labels" }),
+          ),
+        )));
+    });
+    els.results.append(...items);
+  }
+
+  // --- facets and filters ---------------------------------------------------------------------
+  function hasLabel(name) {
+    return state.labels.some((l) => l.toLowerCase() === name.toLowerCase());
+  }
+
+  function addLabel(name) {
+    if (!hasLabel(name)) state.labels.push(name);
+    renderActive();
+    search();
+  }
+
+  function removeLabel(name) {
+    state.labels = state.labels.filter((l) => l.toLowerCase() !== name.toLowerCase());
+    renderActive();
+    search();
+  }
+
+  function renderActive() {
+    const chips = state.labels.map((name) =>
+      el("button", {
+        type: "button",
+        class: "chip active",
+        "aria-label": `Remove label filter ${name}`,
+        onclick: () => removeLabel(name),
+      }, name, el("span", { class: "x", "aria-hidden": "true", text: "×" })));
+    if (chips.length > 1) {
+      chips.push(el("button", {
+        type: "button",
+        class: "chip clear",
+        onclick: () => { state.labels = []; renderActive(); search(); },
+        text: "Clear all",
+      }));
+    }
+    els.active.replaceChildren(...chips);
+    els.active.hidden = chips.length === 0;
+  }
+
+  function renderFacets(facets) {
+    const chips = facets
+      .filter((f) => !hasLabel(f.name))
+      .map((f) => el("button", {
+        type: "button",
+        class: "chip",
+        "data-label": f.name,
+        "aria-label": `Filter by ${f.name} (${f.count} photos)`,
+        onclick: () => addLabel(f.name),
+      }, f.name, el("span", { class: "count", text: String(f.count) })));
+    els.facets.replaceChildren(...chips);
+    els.facets.hidden = chips.length === 0;
+  }
+
+  // --- detail view ----------------------------------------------------------------------------
+  async function openDetail(index, from) {
+    const hit = state.hits[index];
+    if (!hit) return;
+    state.current = index;
+    if (from) opener = from;
+    els.title.textContent = hit.key;
+    els.prev.disabled = index === 0;
+    els.next.disabled = index >= state.hits.length - 1 && state.hits.length >= state.total;
+    els.info.replaceChildren(el("p", { class: "muted", text: "Loading…" }));
+    for (const box of els.frame.querySelectorAll(".box")) box.remove();
+    els.image.alt = cardAlt(hit);
+    els.image.dataset.fallback = "";
+    els.image.src = imageUrl(hit.id, "file");
+    els.original.href = imageUrl(hit.id, "file");
+    if (!els.dialog.open) els.dialog.showModal();
+    try {
+      const record = await getJSON(imageUrl(hit.id));
+      if (state.current !== index) return;
+      renderBoxes(record);
+      renderInfo(record);
+    } catch (error) {
+      els.info.replaceChildren(el("p", { class: "error", text: `Could not load details: ${error.message}` }));
+    }
+  }
+
+  async function step(delta) {
+    const next = state.current + delta;
+    if (next < 0) return;
+    if (next >= state.hits.length && state.hits.length < state.total) await search({ append: true });
+    if (next < state.hits.length) openDetail(next);
+  }
+
+  function closeDetail() {
+    els.dialog.close();
+  }
+
+  function renderBoxes(record) {
+    const boxes = [];
+    for (const label of record.Labels || []) {
+      for (const inst of label.Instances || []) {
+        const b = inst.BoundingBox;
+        if (!b) continue;
+        boxes.push(el("div", {
+          class: "box",
+          role: "img",
+          "aria-label": `${label.Name} ${pct(inst.Confidence)}`,
+          style: {
+            left: `${b.Left * 100}%`,
+            top: `${b.Top * 100}%`,
+            width: `${b.Width * 100}%`,
+            height: `${b.Height * 100}%`,
+          },
+        }, el("span", { class: "box-label", text: `${label.Name} ${pct(inst.Confidence)}` })));
+      }
+    }
+    els.frame.append(...boxes);
+    els.frame.classList.toggle("hide-boxes", !els.boxes.checked);
+    els.boxes.closest("label").hidden = boxes.length === 0;
+  }
+
+  function names(list) {
+    return (list || []).map((n) => n.Name).join(", ");
+  }
+
+  function labelTable(record) {
+    const labels = record.Labels || [];
+    if (!labels.length) return el("p", { class: "muted", text: "No labels." });
+    return el("table", { class: "labels-table" },
+      el("caption", { class: "visually-hidden", text: "Labels with confidence, parents and aliases" }),
+      el("thead", {}, el("tr", {},
+        el("th", { scope: "col", text: "Label" }),
+        el("th", { scope: "col", text: "Confidence" }),
+        el("th", { scope: "col", text: "Parents" }),
+        el("th", { scope: "col", text: "Aliases" }))),
+      el("tbody", {}, labels.map((label) => el("tr", {},
+        el("th", { scope: "row" },
+          el("button", {
+            type: "button",
+            class: "link",
+            title: `Show photos labelled ${label.Name}`,
+            onclick: () => { closeDetail(); addLabel(label.Name); },
+          }, label.Name),
+          (label.Instances || []).length ? el("span", { class: "muted", text: ` ×${label.Instances.length}` }) : null,
+          (label.Categories || []).length ? el("div", { class: "muted small", text: names(label.Categories) }) : null),
+        el("td", {},
+          el("span", { class: "meter", "aria-hidden": "true" },
+            el("span", { style: { width: `${Math.max(0, Math.min(100, label.Confidence))}%` } })),
+          ` ${label.Confidence.toFixed(1)}%`),
+        el("td", { text: names(label.Parents) }),
+        el("td", { text: names(label.Aliases) })))));
+  }
+
+  function display(value) {
+    if (value === null || value === undefined) return "";
+    if (Array.isArray(value)) return value.map(display).join(", ");
+    if (typeof value === "object") return JSON.stringify(value);
+    if (typeof value === "number" && !Number.isInteger(value)) return String(Math.round(value * 1000) / 1000);
+    return String(value);
+  }
+
+  function dl(entries) {
+    const rows = entries.filter(([, v]) => v !== null && v !== undefined && v !== "");
+    if (!rows.length) return null;
+    return el("dl", { class: "props" }, rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: display(v) })]));
+  }
+
+  function colors(list) {
+    return el("ul", { class: "swatches", "aria-label": "Dominant colours" }, list.map((c) => {
+      const hex = c.HexCode || (c.Red !== undefined ? `#${[c.Red, c.Green, c.Blue].map((x) => Number(x).toString(16).padStart(2, "0")).join("")}` : null);
+      const label = [hex, c.SimplifiedColor, c.PixelPercent !== undefined ? `${Number(c.PixelPercent).toFixed(1)}%` : null].filter(Boolean).join(" · ");
+      return el("li", {}, el("span", { class: "swatch", style: { background: /^#[0-9a-f]{6}$/i.test(hex || "") ? hex : "transparent" } }), label);
+    }));
+  }
+
+  function propertiesSection(props) {
+    if (!props || typeof props !== "object") return null;
+    const parts = [];
+    const simple = [];
+    for (const [key, value] of Object.entries(props)) {
+      if (Array.isArray(value) && value.length && typeof value[0] === "object" && ("HexCode" in value[0] || "Red" in value[0])) {
+        parts.push(el("h4", { text: key }), colors(value));
+      } else if (value && typeof value === "object" && !Array.isArray(value)) {
+        parts.push(el("h4", { text: key }), dl(Object.entries(value)));
+      } else {
+        simple.push([key, value]);
+      }
+    }
+    return section("Image properties", dl(simple), ...parts);
+  }
+
+  function section(title, ...content) {
+    const body = content.filter(Boolean);
+    if (!body.length) return null;
+    return el("section", { class: "info-section" }, el("h3", { text: title }), ...body);
+  }
+
+  function renderInfo(record) {
+    const dims = record.width && record.height ? `${record.width} × ${record.height}` : "";
+    const analyzers = Object.entries(record.analyzers || {}).map(([k, v]) => `${k} ${v}`).join(", ");
+    els.info.replaceChildren(...[
+      section("Labels", labelTable(record)),
+      section("File", dl([
+        ["Key", record.key],
+        ["Bucket / folder", record.bucket],
+        ["URI", record.uri],
+        ["Dimensions", dims],
+        ["Format", record.format],
+        ["Size", bytes(record.size)],
+        ["Indexed", record.timestamp],
+        ["Last modified", record.last_modified],
+        ["Label model", record.LabelModelVersion],
+        ["Analyzers", analyzers],
+        ["Imported by", record["imported-by"]],
+        ["SHA-256", record.content_sha256],
+        ["Id", record.id],
+      ])),
+      propertiesSection(record.ImageProperties),
+      section("EXIF", record.exif ? dl(Object.entries(record.exif)) : el("p", { class: "muted", text: "No EXIF data." })),
+    ].filter(Boolean));
+  }
+
+  // --- wiring ---------------------------------------------------------------------------------
+  let typingTimer = null;
+  els.form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearTimeout(typingTimer);
+    state.q = els.q.value.trim();
+    search();
+  });
+  els.q.addEventListener("input", () => {
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(() => {
+      const q = els.q.value.trim();
+      if (q !== state.q) { state.q = q; search(); }
+    }, 350);
+  });
+
+  let sliderTimer = null;
+  els.slider.addEventListener("input", () => {
+    els.sliderValue.textContent = pct(Number(els.slider.value));
+    clearTimeout(sliderTimer);
+    sliderTimer = setTimeout(() => {
+      state.min = Number(els.slider.value);
+      search();
+    }, 250);
+  });
+
+  els.more.addEventListener("click", () => search({ append: true }));
+  els.boxes.addEventListener("change", () => els.frame.classList.toggle("hide-boxes", !els.boxes.checked));
+  els.close.addEventListener("click", closeDetail);
+  els.prev.addEventListener("click", () => step(-1));
+  els.next.addEventListener("click", () => step(1));
+  els.dialog.addEventListener("click", (event) => { if (event.target === els.dialog) closeDetail(); });
+  els.dialog.addEventListener("keydown", (event) => {
+    if (event.target instanceof HTMLInputElement) return;
+    if (event.key === "ArrowLeft") { event.preventDefault(); step(-1); }
+    if (event.key === "ArrowRight") { event.preventDefault(); step(1); }
+  });
+  els.dialog.addEventListener("close", () => {
+    els.image.removeAttribute("src");
+    const card = state.hits[state.current] && els.results.querySelector(`[data-id="${CSS.escape(state.hits[state.current].id)}"]`);
+    (card || opener || els.q).focus();
+  });
+  // Formats browsers cannot show (TIFF…) fall back to a large JPEG rendition.
+  els.image.addEventListener("error", () => {
+    const hit = state.hits[state.current];
+    if (hit && !els.image.dataset.fallback) {
+      els.image.dataset.fallback = "1";
+      els.image.src = `${imageUrl(hit.id, "thumb")}?size=1024`;
+    }
+  });
+
+  async function loadStats() {
+    try {
+      const stats = await getJSON("api/stats");
+      const failed = stats.failures ? ` · ${stats.failures} failed` : "";
+      els.footer.textContent = `${stats.records} photos indexed · ${stats.labels} distinct labels${failed} · pixdex ${stats.version}`;
+    } catch (error) {
+      els.footer.textContent = `Index unavailable: ${error.message}`;
+    }
+  }
+
+  readUrl();
+  renderActive();
+  search();
+  loadStats();
+})();
