@@ -220,7 +220,7 @@
         class: "chip active",
         "aria-label": `Remove label filter ${name}`,
         onclick: () => removeLabel(name),
-      }, name, el("span", { class: "x", "aria-hidden": "true", text: "×" })));
+      }, el("span", { class: "chip-text", text: name }), el("span", { class: "x", "aria-hidden": "true", text: "×" })));
     if (chips.length > 1) {
       chips.push(el("button", {
         type: "button",
@@ -242,7 +242,7 @@
         "data-label": f.name,
         "aria-label": `Filter by ${f.name} (${f.count} photos)`,
         onclick: () => addLabel(f.name),
-      }, f.name, el("span", { class: "count", text: String(f.count) })));
+      }, el("span", { class: "chip-text", text: f.name }), el("span", { class: "count", text: String(f.count) })));
     els.facets.replaceChildren(...chips);
     els.facets.hidden = chips.length === 0;
   }
@@ -291,7 +291,7 @@
         const b = inst.BoundingBox;
         if (!b) continue;
         boxes.push(el("div", {
-          class: "box",
+          class: b.Top < 0.06 ? "box label-inside" : "box",
           role: "img",
           "aria-label": `${label.Name} ${pct(inst.Confidence)}`,
           style: {
