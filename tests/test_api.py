@@ -475,6 +475,8 @@ def test_gallery_and_openapi_are_served(client):
     assert {"/api/search", "/api/images/{image_id}", "/rekognition/detect-labels"} <= set(
         schema["paths"]
     )
+    if importlib.util.find_spec("pixdex.api.webhooks") is not None:
+        assert "/webhooks/minio" in schema["paths"]
 
 
 # --- Rekognition-compatible endpoint -----------------------------------------------------------

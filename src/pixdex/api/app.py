@@ -21,9 +21,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
+from types import ModuleType
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -80,9 +82,14 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         metrics=Metrics(),
     )
 
+    webhooks = _optional_module("pixdex.api.webhooks")
+
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        if webhooks is not None and hasattr(webhooks, "shutdown"):
+            # Finish the MinIO events already accepted (200) before the index goes away.
+            await run_in_threadpool(webhooks.shutdown, app)
         state.index.close()
 
     app = FastAPI(
@@ -92,23 +99,23 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         lifespan=lifespan,
     )
     app.state.pixdex = state
+    app.state.settings = settings  # read by the webhook router to build its pipeline
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     install_error_handlers(app)
     _add_api_routes(app)
     app.include_router(rekognition_router)
-    webhooks = _optional_router("pixdex.api.webhooks")
     if webhooks is not None:
-        app.include_router(webhooks)
+        app.include_router(webhooks.router)
     _add_gallery(app)
     return app
 
 
-def _optional_router(module: str) -> Any:
-    """The module's ``router`` if the module exists; a broken module still fails loudly."""
+def _optional_module(name: str) -> ModuleType | None:
+    """The module if it exists; a module that exists but is broken still fails loudly."""
     try:
-        return importlib.import_module(module).router
+        return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name != module:
+        if exc.name != name:
             raise
         return None
 
