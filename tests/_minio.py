@@ -290,9 +290,9 @@ def sqs_queue(elasticmq: SqsServer) -> Iterator[Queue]:
     client = elasticmq.client()
     name = f"pixdex-{uuid.uuid4().hex[:10]}"
     dlq = client.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-    dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     url = client.create_queue(
         QueueName=name,
         Attributes={
@@ -327,3 +327,176 @@ def serve_app(app: Any, port: int) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# --- a tiny real analyzer for fast pipeline tests -----------------------------------------------
+class ShapeAnalyzer:
+    """Labels an image "Landscape"/"Portrait"/"Square" from its real decoded size: cheap, but it
+    reads the actual pixels the pipeline decoded, so a wrong or missing image shows."""
+
+    name = "shape"
+    version = "1"
+    min_side = 0
+
+    def analyze(self, images: Any) -> list[dict[str, Any]]:
+        out = []
+        for image in images:
+            w, h = image.width, image.height
+            label = "Landscape" if w > h else "Portrait" if h > w else "Square"
+            out.append({"Labels": [{"Name": label, "Confidence": 99.0}]})
+        return out
+
+
+@pytest.fixture
+def tiny_pipeline(tmp_path: Path) -> Iterator[Any]:
+    """A real Pipeline over a real SQLite index, with the cheap ShapeAnalyzer."""
+    from pixdex.indexes.sqlite import SqliteIndex
+    from pixdex.pipeline import Pipeline
+
+    index = SqliteIndex(tmp_path / "index.db")
+    yield Pipeline([ShapeAnalyzer()], index, batch_size=4, workers=2)
+    index.close()
+
+
+# --- real-shaped AWS S3 event notifications -----------------------------------------------------
+def aws_record(
+    bucket: str,
+    key: str,
+    event: str = "ObjectCreated:Put",
+    *,
+    size: int | None = None,
+    etag: str | None = None,
+    sequencer: str = "0062E99A88DC407460",
+    version_id: str | None = None,
+) -> dict[str, Any]:
+    """One record exactly as AWS S3 writes it (keys form-encoded, '/' left as is)."""
+    from urllib.parse import quote_plus
+
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "sequencer": sequencer}
+    if event.startswith("ObjectCreated"):
+        obj.update({"size": size or 0, "eTag": etag or "0" * 32})
+    if version_id:
+        obj["versionId"] = version_id
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2024-05-04T10:11:12.123Z",
+        "eventName": event,
+        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
+        "requestParameters": {"sourceIPAddress": "198.51.100.7"},
+        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURI"},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "pixdex-images",
+            "bucket": {
+                "name": bucket,
+                "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
+                "arn": f"arn:aws:s3:::{bucket}",
+            },
+            "object": obj,
+        },
+    }
+
+
+def sqs_lambda_event(bodies: list[str]) -> dict[str, Any]:
+    """An SQS → Lambda batch as the event source mapping delivers it."""
+    return {
+        "Records": [
+            {
+                "messageId": f"msg-{i}",
+                "receiptHandle": f"handle-{i}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:111122223333:pixdex-events",
+                "awsRegion": "us-east-1",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
+
+
+# --- fault injection in front of a real server ---------------------------------------------------
+SLOWDOWN_XML = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message>"
+    b"<RequestId>FAULTPROXY</RequestId></Error>"
+)
+
+
+class FaultProxy:
+    """A real HTTP proxy in front of MinIO that answers some requests with S3 faults instead of
+    forwarding them: ``plan(method, path)`` returns None (forward), "slowdown" (503 SlowDown, as
+    S3 throttles), "stall" (no answer for ``stall_seconds``, then a dropped connection) or
+    "reset" (connection dropped at once). Requests are recorded in ``seen``."""
+
+    def __init__(self, target: str, plan: Any, stall_seconds: float = 3.0) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        self.plan = plan
+        self.seen: list[tuple[str, str, str | None]] = []
+        target_url = urlsplit(target)
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                import http.client
+
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                fault = proxy.plan(self.command, self.path)
+                proxy.seen.append((self.command, self.path, fault))
+                if fault == "slowdown":
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(SLOWDOWN_XML)))
+                    self.end_headers()
+                    self.wfile.write(SLOWDOWN_XML)
+                    return
+                if fault in ("stall", "reset"):
+                    if fault == "stall":
+                        time.sleep(stall_seconds)
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                upstream = http.client.HTTPConnection(
+                    target_url.hostname, target_url.port, timeout=30
+                )
+                # Forward headers untouched (Host included): the SigV4 signature covers them.
+                upstream.request(self.command, self.path, body, dict(self.headers.items()))
+                response = upstream.getresponse()
+                data = response.read()
+                self.send_response(response.status)
+                for name, value in response.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                upstream.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()

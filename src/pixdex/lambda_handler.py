@@ -50,8 +50,16 @@ def _get_applier() -> ChangeApplier:
         return _applier
 
 
+def configure(applier: ChangeApplier | None) -> None:
+    """Use this applier for the following invocations (a custom bootstrap, tests); ``None``
+    forgets the cached one so the next invocation builds it from the environment again."""
+    global _applier
+    with _lock:
+        _applier = applier
+
+
 def reset() -> None:
-    """Forget the cached pipeline (tests; a changed environment)."""
+    """Forget the cached pipeline, closing its index (a changed environment)."""
     global _applier
     with _lock:
         if _applier is not None:

@@ -182,9 +182,7 @@ def _delete(sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> int:
     deleted = 0
     for start in range(0, len(messages), 10):
         chunk = messages[start : start + 10]
-        entries = [
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
-        ]
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)]
         try:
             response = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
         except Exception as exc:  # noqa: BLE001 - they come back and are re-applied (idempotent)

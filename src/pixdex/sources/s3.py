@@ -102,7 +102,8 @@ def make_client(
     if region is None and endpoint_url:
         region = "us-east-1"  # S3-compatible servers ignore it, but SigV4 needs one
     config = Config(
-        retries={"mode": retry_mode, "max_attempts": max_attempts},
+        # total_max_attempts counts the first try; botocore's "max_attempts" counts only retries.
+        retries={"mode": retry_mode, "total_max_attempts": max_attempts},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         max_pool_connections=max_pool_connections,
@@ -141,8 +142,10 @@ class S3Source:
         max_bytes: int = DEFAULT_MAX_OBJECT_BYTES,
         retry_mode: str = DEFAULT_RETRY_MODE,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        page_size: int = 1000,
     ) -> None:
         self.bucket = bucket
+        self.page_size = page_size
         self.prefix = prefix
         self.suffixes = tuple(s.lower() for s in suffixes)
         self.max_bytes = max_bytes
@@ -165,6 +168,7 @@ class S3Source:
         suffixes: tuple[str, ...] | None = None,
         max_bytes: int | None = None,
         client: Any | None = None,
+        page_size: int = 1000,
     ) -> S3Source:
         """Source for ``s3://bucket/prefix``; explicit arguments win over settings."""
         bucket, prefix = parse_s3_uri(uri)
@@ -179,6 +183,7 @@ class S3Source:
             region=getattr(settings, "aws_region", None) if settings else None,
             suffixes=suffixes or getattr(settings, "suffixes", None) or IMAGE_SUFFIXES,
             max_bytes=cap,
+            page_size=page_size,
         )
 
     @property
@@ -191,7 +196,12 @@ class S3Source:
         Pages are fetched lazily, so a back-fill of 100k objects starts after the first page."""
         paginator = self.client.get_paginator("list_objects_v2")
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            pages = paginator.paginate(
+                Bucket=self.bucket,
+                Prefix=self.prefix,
+                PaginationConfig={"PageSize": self.page_size},
+            )
+            for page in pages:
                 for obj in page.get("Contents", ()):
                     key = obj["Key"]
                     if key.endswith("/") or not has_image_suffix(key, self.suffixes):
@@ -302,8 +312,9 @@ class S3Source:
         if code in TRANSIENT_CODES or not code:
             # Throttling/5xx that outlasted botocore's retries, timeouts, connection errors.
             self._mark_transient(key)
-            reason = _error_message(exc) if code else f"{type(exc).__name__}: {exc}"
-            return SourceError(f"S3 unavailable after retries: {reason}")
+            if code:
+                return SourceError(f"S3 unavailable after retries: {_error_message(exc)}")
+            return SourceError(f"S3 request failed: {type(exc).__name__}: {exc}")
         return SourceError(f"S3 error {code}: {_error_message(exc)}")
 
     def _listing_error(self, exc: Exception) -> SourceError:
