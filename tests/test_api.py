@@ -292,6 +292,9 @@ def test_file_is_the_original_bytes(client, coco):
     assert response.headers["content-type"] == "image/jpeg"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert record.key in response.headers["content-disposition"]
+    head = client.head(f"/api/images/{record.id}/file")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(record.size)
 
 
 def test_file_serving_refuses_escapes_and_reports_gone_files(tmp_path: Path):

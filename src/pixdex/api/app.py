@@ -229,7 +229,12 @@ def _add_api_routes(app: FastAPI) -> None:
         instances (bounding boxes as ratios), image properties, EXIF, versions."""
         return _record(index, image_id).to_json()
 
-    @app.get("/api/images/{image_id}/file", tags=["images"], response_class=Response)
+    @app.api_route(
+        "/api/images/{image_id}/file",
+        methods=["GET", "HEAD"],
+        tags=["images"],
+        response_class=Response,
+    )
     def image_file(
         image_id: str,
         index: IndexDep,
@@ -261,7 +266,12 @@ def _add_api_routes(app: FastAPI) -> None:
             chunks, media_type=media or "application/octet-stream", headers=headers
         )
 
-    @app.get("/api/images/{image_id}/thumb", tags=["images"], response_class=Response)
+    @app.api_route(
+        "/api/images/{image_id}/thumb",
+        methods=["GET", "HEAD"],
+        tags=["images"],
+        response_class=Response,
+    )
     def image_thumb(
         image_id: str,
         request: Request,

@@ -67,7 +67,8 @@ def _number(body: dict[str, Any], name: str, low: float, high: float | None) -> 
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _invalid(f"{name} must be a number")
     if value < low or (high is not None and value > high):
-        raise _invalid(f"{name} must be between {low:g} and {high:g}" if high else f"{name} < 0")
+        bounds = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
+        raise _invalid(f"{name} must be {bounds}")
     return value
 
 
