@@ -229,12 +229,7 @@ def _add_api_routes(app: FastAPI) -> None:
         instances (bounding boxes as ratios), image properties, EXIF, versions."""
         return _record(index, image_id).to_json()
 
-    @app.api_route(
-        "/api/images/{image_id}/file",
-        methods=["GET", "HEAD"],
-        tags=["images"],
-        response_class=Response,
-    )
+    @app.get("/api/images/{image_id}/file", tags=["images"], response_class=Response)
     def image_file(
         image_id: str,
         index: IndexDep,
@@ -266,12 +261,7 @@ def _add_api_routes(app: FastAPI) -> None:
             chunks, media_type=media or "application/octet-stream", headers=headers
         )
 
-    @app.api_route(
-        "/api/images/{image_id}/thumb",
-        methods=["GET", "HEAD"],
-        tags=["images"],
-        response_class=Response,
-    )
+    @app.get("/api/images/{image_id}/thumb", tags=["images"], response_class=Response)
     def image_thumb(
         image_id: str,
         request: Request,
@@ -302,6 +292,13 @@ def _add_api_routes(app: FastAPI) -> None:
         state.metrics.thumbnails.labels(source).inc()
         headers["X-Thumbnail-Source"] = source
         return Response(data, media_type="image/jpeg", headers=headers)
+
+    # HEAD too (curl -I, link checkers), without a second OpenAPI operation.
+    for path, endpoint in (
+        ("/api/images/{image_id}/file", image_file),
+        ("/api/images/{image_id}/thumb", image_thumb),
+    ):
+        app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
 
     @app.get("/api/stats", tags=["index"])
     def stats(index: IndexDep) -> dict[str, Any]:
