@@ -377,6 +377,48 @@ def test_thumbnail_follows_exif_orientation_and_reports_corrupt_files(tmp_path: 
     assert "broken.jpg" in response.json()["message"]
 
 
+def test_s3_images_redirect_to_presigned_urls_stream_and_thumbnail(
+    minio, s3_env, bucket, coco, tmp_path: Path
+):
+    """Records of s3:// objects on a real MinIO: the browser is sent to a presigned URL, or
+    pixdex streams the object (proxy=true); thumbnails read it with the same credentials."""
+    import httpx
+
+    _, records, _ = coco
+    source = records[7]
+    data = (Path(source.bucket) / source.key).read_bytes()
+    key = "holiday 2024/été/" + source.key  # spaces and non-ASCII survive presigning
+    minio.client().put_object(Bucket=bucket, Key=key, Body=data, ContentType="image/jpeg")
+    record = Record.model_validate(
+        {**source.to_json(), "bucket": bucket, "key": key, "uri": f"s3://{bucket}/{key}", "id": ""}
+    )
+    gone = Record(bucket=bucket, key="deleted.jpg", uri=f"s3://{bucket}/deleted.jpg", format="JPEG")
+    index = SqliteIndex(tmp_path / "index.db")
+    index.upsert([record, gone])
+    settings = Settings(index=index.location, cache_dir=tmp_path, endpoint_url=minio.endpoint)
+    client = TestClient(create_app(settings, index))
+
+    redirect = client.get(f"/api/images/{record.id}/file", follow_redirects=False)
+    assert redirect.status_code == 307
+    location = redirect.headers["location"]
+    assert location.startswith(f"{minio.endpoint}/{bucket}/") and "X-Amz-Signature=" in location
+    fetched = httpx.get(location)
+    assert fetched.status_code == 200 and fetched.content == data
+    assert fetched.headers["content-type"] == "image/jpeg"
+
+    proxied = client.get(f"/api/images/{record.id}/file", params={"proxy": "true"})
+    assert proxied.status_code == 200 and proxied.content == data
+    assert proxied.headers["content-length"] == str(len(data))
+
+    thumb = client.get(f"/api/images/{record.id}/thumb", params={"size": 128})
+    with Image.open(io.BytesIO(thumb.content)) as picture:
+        assert max(picture.size) == 128
+
+    missing = client.get(f"/api/images/{gone.id}/thumb")
+    assert missing.status_code == 404 and "gone" in missing.json()["message"]
+    assert client.get(f"/api/images/{gone.id}/file", params={"proxy": "true"}).status_code == 404
+
+
 # --- index-level endpoints ---------------------------------------------------------------------
 
 

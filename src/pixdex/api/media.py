@@ -79,23 +79,50 @@ class S3Access:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._client: Any = None
+        self._presigner: Any = None
         self._lock = threading.Lock()
 
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
                 try:
+                    from pixdex.sources.s3 import make_client
+
+                    # Same endpoint, credentials chain, retries and addressing as indexing.
+                    self._client = make_client(
+                        endpoint_url=self._settings.endpoint_url,
+                        region=self._settings.aws_region,
+                        read_timeout=30,
+                    )
+                except ImportError as exc:
+                    raise ApiError(503, "serving s3:// images needs boto3 installed") from exc
+            return self._client
+
+    def presigner(self) -> Any:
+        """A client that signs URLs with SigV4: boto3 still presigns S3 with the legacy SigV2
+        by default, which AWS rejects in newer regions and for KMS-encrypted objects."""
+        with self._lock:
+            if self._presigner is None:
+                try:
                     import boto3
                     from botocore.config import Config
                 except ImportError as exc:
                     raise ApiError(503, "serving s3:// images needs boto3 installed") from exc
-                self._client = boto3.client(
+                endpoint = self._settings.endpoint_url
+                session = boto3.session.Session()
+                region = self._settings.aws_region or session.region_name
+                if region is None and endpoint:
+                    region = "us-east-1"  # S3-compatible servers ignore it; SigV4 needs one
+                self._presigner = session.client(
                     "s3",
-                    endpoint_url=self._settings.endpoint_url,
-                    region_name=self._settings.aws_region,
-                    config=Config(retries={"mode": "standard", "max_attempts": 4}),
+                    endpoint_url=endpoint,
+                    region_name=region,
+                    config=Config(
+                        signature_version="s3v4",
+                        s3={"addressing_style": "path"} if endpoint else None,
+                    ),
                 )
-            return self._client
+            return self._presigner
 
     @staticmethod
     def _params(obj: S3Object) -> dict[str, str]:
@@ -109,7 +136,7 @@ class S3Access:
         if media:
             params["ResponseContentType"] = media
         try:
-            return self.client().generate_presigned_url(
+            return self.presigner().generate_presigned_url(
                 "get_object", Params=params, ExpiresIn=PRESIGN_SECONDS
             )
         except ApiError:
