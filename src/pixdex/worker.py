@@ -71,6 +71,7 @@ def run_worker(
     stop_after: float | None = None,
     stop_event: threading.Event | None = None,
     pipeline: Pipeline | None = None,
+    applier: ChangeApplier | None = None,
     sqs: Any | None = None,
     sqs_endpoint_url: str | None = None,
     visibility_timeout: int | None = None,
@@ -79,26 +80,26 @@ def run_worker(
 ) -> WorkerStats:
     """Poll ``queue_url`` until ``stop_event`` is set or ``stop_after`` seconds have passed.
 
-    ``max_messages`` (1–10) is both the SQS receive size and the unit of batched analysis.
-    ``visibility_timeout`` overrides the queue's for received messages: it must exceed the
-    time one batch takes (seconds per image × ``max_messages``), or messages are delivered twice
-    (harmless, but wasted work). ``handle_signals`` makes SIGTERM/SIGINT finish the current
-    batch and exit (for ``pixdex worker``; only possible in the main thread)."""
+    ``pipeline`` defaults to the settings' one; ``applier`` (a pipeline plus an S3 client)
+    overrides both. ``max_messages`` (1–10) is both the SQS receive size and the unit of
+    batched analysis. ``visibility_timeout`` overrides the queue's for received messages: it
+    must exceed the time one batch takes (seconds per image × ``max_messages``), or messages
+    are delivered twice (harmless, but wasted work). ``handle_signals`` makes SIGTERM/SIGINT
+    finish the current batch and exit (for ``pixdex worker``; only in the main thread)."""
     from pixdex.pipeline import build_pipeline
 
     stop = stop_event or threading.Event()
     if handle_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    if pipeline is None:
-        pipeline = build_pipeline(settings)
+    if applier is None:
+        applier = ChangeApplier(
+            pipeline if pipeline is not None else build_pipeline(settings),
+            endpoint_url=settings.endpoint_url,
+            max_bytes=getattr(settings, "max_object_bytes", None),
+        )
     region = getattr(settings, "aws_region", None)
     sqs = sqs or sqs_client(endpoint_url=sqs_endpoint_url, region=region)
-    applier = ChangeApplier(
-        pipeline,
-        endpoint_url=settings.endpoint_url,
-        max_bytes=getattr(settings, "max_object_bytes", None),
-    )
     deadline = time.monotonic() + stop_after if stop_after is not None else None
     stats = WorkerStats()
     max_messages = max(1, min(10, max_messages))

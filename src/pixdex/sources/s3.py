@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 #: 50 MB; a 2 GB video misnamed .jpg must not be pulled into memory.
 DEFAULT_MAX_OBJECT_BYTES = 200 * 1024 * 1024
 DEFAULT_RETRY_MODE = "standard"
-DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_MAX_ATTEMPTS = 5  # standard mode backs off ~1, 2, 4, 8 s (jittered) between them
 #: Re-issues of a GET whose body broke mid-stream (botocore does not retry those).
 BODY_READ_ATTEMPTS = 3
 
