@@ -551,6 +551,7 @@ def test_gallery_and_openapi_are_served(client):
             "ImageTooLargeException",
             "limit",
         ),
+        (b"x" * (8 * 2**20), "ImageTooLargeException", "request is"),
     ],
 )
 def test_detect_labels_rejects_bad_requests_like_rekognition(client, body, kind, mentions):

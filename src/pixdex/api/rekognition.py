@@ -39,6 +39,8 @@ TARGET = "RekognitionService.DetectLabels"
 #: Rekognition's own limits: 5 MB as raw bytes, 15 MB from S3.
 MAX_BYTES = 5 * 1024 * 1024
 MAX_S3_BYTES = 15 * 1024 * 1024
+#: base64 of MAX_BYTES plus room for the rest of the JSON; bodies beyond are not even read.
+MAX_BODY = MAX_BYTES * 4 // 3 + 64 * 1024
 
 
 class RekognitionError(Exception):
@@ -127,11 +129,30 @@ def _detect(state: ApiState, body: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
+async def _read_body(request: Request) -> bytes:
+    """The request body, refusing (without buffering it) anything larger than MAX_BODY."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise RekognitionError(
+            400, "ImageTooLargeException", f"request is {int(declared):,} bytes; limit {MAX_BODY:,}"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise RekognitionError(
+                400, "ImageTooLargeException", f"request is over {MAX_BODY:,} bytes"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _answer(request: Request) -> JSONResponse:
     state = get_state(request)
     try:
         try:
-            body = json.loads(await request.body())
+            body = json.loads(await _read_body(request))
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise _invalid("request body is not JSON") from None
         if not isinstance(body, dict):
