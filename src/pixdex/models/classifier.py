@@ -38,6 +38,8 @@ MODELS: dict[str, ModelInfo] = {
 
 #: shorter side the reference preprocessing resizes to, relative to the crop (TF's 224/256-ish)
 RESIZE_RATIO = 1.14
+#: JPEG draft mode keeps the shorter side >= DRAFT_MARGIN x the resize target
+DRAFT_MARGIN = 2
 
 
 def weights_file(model: str) -> Path:
@@ -78,6 +80,17 @@ def onnx_model_path(
     return cached_model(path, build, rebuild=rebuild), digest
 
 
+def _int8_model_path(
+    model: str, cache_dir: Path | None = None, *, rebuild: bool = False
+) -> tuple[Path, str]:
+    from pixdex.models.quantize import QuantizationUnavailable, quantized_model_path
+
+    try:
+        return quantized_model_path(model, cache_dir, rebuild=rebuild)
+    except (QuantizationUnavailable, ImportError) as exc:
+        raise ModelError(f"the int8 variant of {model} is not available: {exc}") from None
+
+
 def session_options(threads: int = 0) -> ort.SessionOptions:
     """Intra-op threads = ``threads`` or every core this process may use; one inter-op thread
     (the graph is a chain, there is nothing to run in parallel); all graph optimisations."""
@@ -114,20 +127,22 @@ class Classifier:
         quantized: bool = False,
     ) -> None:
         info = model_info(model)
-        if quantized:
-            raise ModelError("the int8 model variant is not available (see docs/benchmarks.md)")
         self.name = model
         self.input_size = info.input_size
         self.resize_to = round(info.input_size * RESIZE_RATIO)
-        # JPEG draft mode (DCT scaling) may shrink the decode down to this shorter side.
-        self.min_side = self.resize_to
-        path, digest = onnx_model_path(model, cache_dir)
-        self.version = f"{model}:{digest[:12]}"
+        # JPEG draft mode (DCT scaling) may shrink the decode down to this shorter side. Twice the
+        # resize target, like Pillow's thumbnail(reducing_gap=2): drafting right down to the
+        # target changed ~5 % of top-5 classes, the 2x margin ~2 % (docs/benchmarks.md).
+        self.min_side = DRAFT_MARGIN * self.resize_to
+        self.quantized = quantized
+        build = _int8_model_path if quantized else onnx_model_path
+        path, digest = build(model, cache_dir)
+        self.version = f"{model}:{digest[:12]}" + (":int8" if quantized else "")
         self.threads = threads
         try:
             self._session = _session(path, threads)
         except Exception:  # a damaged cache file (edited, disk trouble): build it again, once
-            path, _ = onnx_model_path(model, cache_dir, rebuild=True)
+            path, _ = build(model, cache_dir, rebuild=True)
             self._session = _session(path, threads)
 
     def preprocess(self, image: Image.Image) -> np.ndarray:

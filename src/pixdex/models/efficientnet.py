@@ -27,7 +27,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 #: bump whenever the generated graph changes, so cached ``.onnx`` files are rebuilt
-BUILDER_VERSION = 1
+BUILDER_VERSION = 3
 OPSET = 17
 BN_EPS = 1e-3
 #: strides of EfficientNet's seven stages (block args r1_k3_s11 ... r1_k3_s11)
@@ -48,6 +48,7 @@ class BlockSpec:
     expanded: int  # channels after the 1x1 expansion (== in_channels when there is none)
     kernel: int
     stride: int
+    stage: int  # 0..6, EfficientNet's stage (block group) the block belongs to
 
     @property
     def skip(self) -> bool:
@@ -84,6 +85,7 @@ def block_specs(state: Mapping[str, np.ndarray]) -> list[BlockSpec]:
                 expanded=int(dw.shape[0]),
                 kernel=int(dw.shape[2]),
                 stride=STAGE_STRIDES[stage] if first_of_stage else 1,
+                stage=stage,
             )
         )
     if stage != len(STAGE_STRIDES) - 1:
@@ -111,11 +113,6 @@ class _GraphBuilder:
         self.state = state
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
-        self.count = 0
-
-    def _name(self, stem: str) -> str:
-        self.count += 1
-        return f"{stem}_{self.count}"
 
     def const(self, name: str, value: np.ndarray) -> str:
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
@@ -145,7 +142,7 @@ class _GraphBuilder:
         pads, out_size = same_pads(size, kernel, stride)
         wn = self.const(f"{conv}.weight_folded", w_folded)
         bname = self.const(f"{conv}.bias_folded", b_folded)
-        y = self._name(conv.strip("_").replace(".", "_"))
+        y = conv  # node and output named after the PyTorch module: "_blocks.3._expand_conv"
         self.nodes.append(
             helper.make_node(
                 "Conv",
@@ -155,17 +152,17 @@ class _GraphBuilder:
                 strides=[stride, stride],
                 pads=pads,
                 group=group,
+                name=y,
             )
         )
-        if relu6:
-            y = self.relu6(y)
+        if relu6:  # Clip(0, 6); the bounds are shared initializers created by build_model
+            self.nodes.append(
+                helper.make_node(
+                    "Clip", [y, "relu6_min", "relu6_max"], [f"{y}.relu6"], name=f"{y}.relu6"
+                )
+            )
+            y = f"{y}.relu6"
         return y, out_size
-
-    def relu6(self, x: str) -> str:
-        """Clip(0, 6); the bounds are shared initializers created by ``build_model``."""
-        y = self._name("relu6")
-        self.nodes.append(helper.make_node("Clip", [x, "relu6_min", "relu6_max"], [y]))
-        return y
 
 
 def build_model(state: Mapping[str, np.ndarray], input_size: int, name: str) -> onnx.ModelProto:
@@ -186,18 +183,20 @@ def build_model(state: Mapping[str, np.ndarray], input_size: int, name: str) -> 
         )
         x, size = g.conv_bn(x, f"{p}._project_conv", f"{p}._bn2", size, relu6=False)
         if b.skip:
-            y = g._name("add")
-            g.nodes.append(helper.make_node("Add", [x, inp], [y]))
+            y = f"{p}.add"
+            g.nodes.append(helper.make_node("Add", [x, inp], [y], name=y))
             x = y
     x, size = g.conv_bn(x, "_conv_head", "_bn1", size)
-    g.nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"]))
-    g.nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], axis=1))
+    g.nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"], name="pool"))
+    g.nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], axis=1, name="flatten"))
     fc_w = _get(state, "_fc.weight").astype(np.float32)
     fc_b = _get(state, "_fc.bias").astype(np.float32)
     g.const("_fc.weight", fc_w)
     g.const("_fc.bias", fc_b)
     g.nodes.append(
-        helper.make_node("Gemm", ["features", "_fc.weight", "_fc.bias"], [OUTPUT_NAME], transB=1)
+        helper.make_node(
+            "Gemm", ["features", "_fc.weight", "_fc.bias"], [OUTPUT_NAME], transB=1, name="_fc"
+        )
     )
 
     graph = helper.make_graph(
