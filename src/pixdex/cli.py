@@ -311,5 +311,85 @@ def stats(
             out.print(f"{f.bucket}/{f.key}: {f.reason}", highlight=False)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    index: IndexOpt = None,
+    webhook_token: Annotated[
+        str | None, typer.Option(help="Bearer token MinIO must send to /webhooks/minio.")
+    ] = None,
+    endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint.")] = None,
+) -> None:
+    """HTTP API, web gallery and the MinIO notification webhook."""
+    import uvicorn
+
+    from pixdex.api.app import create_app
+
+    settings = load_settings(index=index, webhook_token=webhook_token, endpoint_url=endpoint_url)
+    err.print(f"pixdex serving {settings.index} on http://{host}:{port}/")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def watch(
+    folder: Annotated[Path, typer.Argument(help="Folder to index and keep in step.")],
+    index: IndexOpt = None,
+    polling: Annotated[
+        bool, typer.Option(help="Poll instead of inotify (network mounts).")
+    ] = False,
+    people: Annotated[bool | None, typer.Option(help="Detect people (Person label).")] = None,
+) -> None:
+    """Index FOLDER, then follow new, changed, moved and deleted files until Ctrl-C."""
+    import threading
+
+    from pixdex.pipeline import build_pipeline
+    from pixdex.sources.watch import watch_folder
+
+    settings = load_settings(index=index, people=people)
+    stop = threading.Event()
+    with _fatal_errors():
+        pipeline = build_pipeline(settings)
+
+        def report(summary: Any) -> None:
+            err.print(
+                f"indexed {summary.indexed}, removed {summary.deleted}, failed {summary.failed}"
+                + "".join(f"\n  failed {f.key}: {f.reason}" for f in summary.failures)
+            )
+
+        err.print(f"watching {folder} → {pipeline.index.location} (Ctrl-C to stop)")
+        try:
+            watch_folder(folder, pipeline, stop_event=stop, polling=polling, on_change=report)
+        except KeyboardInterrupt:
+            stop.set()
+
+
+@app.command()
+def worker(
+    sqs_queue_url: Annotated[str, typer.Option(help="SQS queue receiving S3 notifications.")],
+    index: IndexOpt = None,
+    endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint.")] = None,
+    sqs_endpoint_url: Annotated[str | None, typer.Option(help="SQS-compatible endpoint.")] = None,
+    batch: Annotated[int, typer.Option(min=1, max=10, help="Messages per receive.")] = 10,
+    visibility_timeout: Annotated[
+        int | None, typer.Option(help="Override the queue's visibility timeout (s).")
+    ] = None,
+) -> None:
+    """Long-poll S3 notifications from SQS and index/delete accordingly; run as many as needed."""
+    from pixdex.worker import run_worker
+
+    settings = load_settings(index=index, endpoint_url=endpoint_url)
+    with _fatal_errors():
+        stats_ = run_worker(
+            settings,
+            sqs_queue_url,
+            max_messages=batch,
+            sqs_endpoint_url=sqs_endpoint_url,
+            visibility_timeout=visibility_timeout,
+            handle_signals=True,
+        )
+    err.print(str(stats_))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

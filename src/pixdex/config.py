@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     aws_service: str = Field(default="es", description="'es' (managed domains) or 'aoss'")
     # S3
     endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO…)")
+    max_object_bytes: int = Field(
+        default=100 * 1024 * 1024, description="larger objects are recorded as failures, unread"
+    )
     # HTTP API / webhooks
     webhook_token: str | None = None
 
