@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Objects larger than this are not downloaded (recorded as failures): a photo is rarely above
-#: 50 MB; a 2 GB video misnamed .jpg must not be pulled into memory.
-DEFAULT_MAX_OBJECT_BYTES = 200 * 1024 * 1024
+#: 50 MB; a 2 GB video misnamed .jpg must not be pulled into memory. Same default as Settings.
+DEFAULT_MAX_OBJECT_BYTES = 100 * 1024 * 1024  # = Settings.max_object_bytes
 DEFAULT_RETRY_MODE = "standard"
 DEFAULT_MAX_ATTEMPTS = 5  # standard mode backs off ~1, 2, 4, 8 s (jittered) between them
 #: Re-issues of a GET whose body broke mid-stream (botocore does not retry those).
