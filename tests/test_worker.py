@@ -15,10 +15,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from _minio import REPO, FaultProxy, aws_record
 
 from pixdex.config import Settings
 from pixdex.indexes.sqlite import SqliteIndex
+from pixdex.sources.base import SourceError
 from pixdex.sources.events import ChangeApplier
 from pixdex.sources.s3 import make_client
 from pixdex.worker import run_worker
@@ -215,3 +217,16 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
     assert {count for _, _, count in rows} == {1}  # none duplicated
     assert index.failures(bucket) == []
     index.close()
+
+
+def test_a_queue_that_cannot_be_used_stops_the_worker_with_a_clear_error(elasticmq, tiny_pipeline):
+    missing = f"{elasticmq.endpoint}/000000000000/no-such-queue"
+    with pytest.raises(SourceError, match="cannot receive from .*no-such-queue: QueueDoesNotExist"):
+        run_worker(
+            Settings(),
+            missing,
+            sqs=elasticmq.client(),
+            pipeline=tiny_pipeline,
+            wait_seconds=1,
+            stop_after=10,
+        )

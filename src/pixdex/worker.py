@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pixdex.sources.base import SourceError
 from pixdex.sources.events import Change, ChangeApplier, Outcome, parse_notification
 
 if TYPE_CHECKING:
@@ -85,7 +86,9 @@ def run_worker(
     batched analysis. ``visibility_timeout`` overrides the queue's for received messages: it
     must exceed the time one batch takes (seconds per image × ``max_messages``), or messages
     are delivered twice (harmless, but wasted work). ``handle_signals`` makes SIGTERM/SIGINT
-    finish the current batch and exit (for ``pixdex worker``; only in the main thread)."""
+    finish the current batch and exit (for ``pixdex worker``; only in the main thread).
+    Raises SourceError when the queue cannot be used at all (no such queue, access denied,
+    no credentials): retrying those would only hide the mistake."""
     from pixdex.pipeline import build_pipeline
 
     stop = stop_event or threading.Event()
@@ -122,6 +125,8 @@ def run_worker(
         try:
             messages = sqs.receive_message(**request).get("Messages", [])
         except Exception as exc:  # noqa: BLE001 - queue unreachable: back off, keep running
+            if _fatal(exc):
+                raise SourceError(f"cannot receive from {queue_url}: {_describe(exc)}") from exc
             log.error("receiving from %s failed: %s", queue_url, exc)
             stop.wait(min(5.0, wait_seconds or 1.0))
             continue
@@ -132,6 +137,37 @@ def run_worker(
             on_batch(stats)
     log.info("worker stopped: %s", stats)
     return stats
+
+
+# Errors retrying cannot fix: a wrong queue URL, missing permissions or credentials.
+_FATAL_CODES = frozenset(
+    {
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+        "AccessDenied",
+        "AccessDeniedException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "InvalidAddress",
+    }
+)
+
+
+def _code(exc: Exception) -> str:
+    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code") or "")
+
+
+def _fatal(exc: Exception) -> bool:
+    return _code(exc) in _FATAL_CODES or type(exc).__name__ in (
+        "NoCredentialsError",
+        "PartialCredentialsError",
+        "NoRegionError",
+    )
+
+
+def _describe(exc: Exception) -> str:
+    code = _code(exc)
+    return f"{code}: {exc}" if code else f"{type(exc).__name__}: {exc}"
 
 
 def process_messages(
