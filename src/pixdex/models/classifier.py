@@ -93,12 +93,15 @@ def _int8_model_path(
 
 def session_options(threads: int = 0) -> ort.SessionOptions:
     """Intra-op threads = ``threads`` or every core this process may use; one inter-op thread
-    (the graph is a chain, there is nothing to run in parallel); all graph optimisations."""
+    (the graph is a chain, there is nothing to run in parallel); all graph optimisations; no
+    spin-waiting: idle ONNX Runtime threads otherwise busy-wait and take the CPU from the
+    threads decoding the next batch (measured on 2 cores: decode ‖ model 125 -> 136 img/s)."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads if threads > 0 else available_cores()
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return opts
 
 
