@@ -57,6 +57,26 @@ def test_preprocess_geometry_and_scaling(lite0: Classifier) -> None:
     assert np.allclose(rgba, -127 / 128)
 
 
+def test_preprocess_extreme_aspect_ratios(lite0: Classifier) -> None:
+    """A 1-pixel-wide strip would be resized to 255 x 765,000 pixels; only the crop is
+    resampled instead, with the same geometry (the centre of a gradient stays the centre)."""
+    column = np.linspace(0, 255, 3000).astype(np.uint8)[:, None].repeat(1, axis=1)
+    for img in (Image.fromarray(column).convert("RGB"), Image.new("RGB", (3000, 2), (9, 9, 9))):
+        x = lite0.preprocess(img)
+        assert x.shape == (3, 224, 224) and np.isfinite(x).all()
+    strip = lite0.preprocess(Image.fromarray(column).convert("RGB"))
+    assert abs(float(strip.mean()) * 128 + 127 - 127.5) < 1.0  # centre of a 0..255 ramp
+    pano = Image.fromarray(np.tile(np.arange(2400, dtype=np.uint8)[None, :] % 251, (200, 1)))
+    x = lite0.preprocess(pano.convert("RGB"))  # 12:1 -> box path
+    full = np.asarray(
+        pano.convert("RGB")
+        .resize((3060, 255), Image.Resampling.BICUBIC)
+        .crop((1418, 15, 1642, 239)),
+        np.float32,
+    )
+    assert np.abs(x.transpose(1, 2, 0) * 128 + 127 - full).max() <= 4
+
+
 def test_batch_equals_single_images(lite0: Classifier, photos: list[Image.Image]) -> None:
     batch = np.stack([lite0.preprocess(p) for p in photos])
     together = lite0.predict(batch)

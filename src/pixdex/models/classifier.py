@@ -156,9 +156,16 @@ class Classifier:
         w, h = image.size
         s, t = self.input_size, self.resize_to
         nw, nh = (t, max(t, round(h * t / w))) if w <= h else (max(t, round(w * t / h)), t)
-        image = image.resize((nw, nh), Image.Resampling.BICUBIC)
         left, top = (nw - s) // 2, (nh - s) // 2
-        image = image.crop((left, top, left + s, top + s))
+        if max(nw, nh) > 8 * t:
+            # A strip or extreme panorama: resizing all of it could take gigabytes; resample only
+            # the crop (same geometry, rounding may differ by a few levels on some pixels).
+            sx, sy = w / nw, h / nh
+            box = (left * sx, top * sy, (left + s) * sx, (top + s) * sy)
+            image = image.resize((s, s), Image.Resampling.BICUBIC, box=box)
+        else:
+            image = image.resize((nw, nh), Image.Resampling.BICUBIC)
+            image = image.crop((left, top, left + s, top + s))
         x = np.asarray(image, dtype=np.float32)
         x -= 127.0
         x *= 1.0 / 128.0
