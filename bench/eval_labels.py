@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Label quality on coco128: per-image recall of annotated COCO categories and precision of the
+emitted labels that map to a COCO category (mapping: tests/data/coco_label_map.json).
+
+    .venv/bin/python bench/eval_labels.py [--model efficientnet-lite0] [--fit-temperature]
+
+Recall counts an (image, category) pair as found when any label mapped to the category is
+emitted with Confidence ≥ --min-confidence (55, Rekognition's default); "salient" restricts to
+categories whose annotated boxes cover ≥ 10 % of the image. Precision: of the emitted labels that
+map to some COCO category, the share whose category is annotated in the image.
+``--fit-temperature`` picks the softmax temperature minimizing the log loss of "category present"
+over all (image, mapped category) pairs, and prints reliability before/after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("PIXDEX_SHARED", REPO.parent / "shared"))
+COCO = SHARED / "data" / "coco128"
+LABEL_MAP = REPO / "tests" / "data" / "coco_label_map.json"
+
+
+@dataclass
+class Truth:
+    """COCO annotations per image: category → share of the image its boxes cover."""
+
+    images: list[Path]
+    present: list[dict[str, float]]
+
+
+def load_truth(coco: Path = COCO) -> Truth:
+    data = json.loads((coco / "annotations" / "instances.json").read_text())
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    size = {im["id"]: (im["file_name"], im["width"] * im["height"]) for im in data["images"]}
+    cover: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for a in data["annotations"]:
+        cover[a["image_id"]][names[a["category_id"]]] += a["area"] / size[a["image_id"]][1]
+    ids = sorted(size, key=lambda i: size[i][0])
+    return Truth(
+        images=[coco / "images" / size[i][0] for i in ids],
+        present=[dict(cover[i]) for i in ids],
+    )
+
+
+def load_map(path: Path = LABEL_MAP) -> dict[str, list[str]]:
+    return json.loads(path.read_text())["map"]
+
+
+@dataclass
+class Quality:
+    pairs: int = 0
+    found: int = 0
+    salient_pairs: int = 0
+    salient_found: int = 0
+    emitted: int = 0
+    correct: int = 0
+    per_category: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    wrong: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def recall(self) -> float:
+        return self.found / max(1, self.pairs)
+
+    @property
+    def salient_recall(self) -> float:
+        return self.salient_found / max(1, self.salient_pairs)
+
+    @property
+    def precision(self) -> float:
+        return self.correct / max(1, self.emitted)
+
+
+def score(
+    labels_per_image: list[dict[str, float]],
+    truth: Truth,
+    mapping: dict[str, list[str]],
+    *,
+    min_confidence: float = 55.0,
+    skip: set[str] = frozenset(),
+) -> Quality:
+    """``labels_per_image``: label name → confidence, per image in ``truth`` order."""
+    category_of = {label: cat for cat, labels in mapping.items() for label in labels}
+    q = Quality()
+    for path, present, labels in zip(truth.images, truth.present, labels_per_image, strict=True):
+        shown = {n for n, c in labels.items() if c >= min_confidence}
+        for cat, labels_for in mapping.items():
+            if cat not in present or cat in skip:
+                continue
+            hit = any(lb in shown for lb in labels_for)
+            q.pairs += 1
+            q.found += hit
+            q.per_category[cat][0] += 1
+            q.per_category[cat][1] += hit
+            if present[cat] >= 0.10:
+                q.salient_pairs += 1
+                q.salient_found += hit
+        for cat in {category_of[n] for n in shown if n in category_of} - skip:
+            q.emitted += 1
+            if cat in present:
+                q.correct += 1
+            else:
+                q.wrong.append((path.name, cat))
+    return q
+
+
+def logits_for(images: list[Path], model: str, batch: int = 16) -> np.ndarray:
+    from pixdex.imaging import decode
+    from pixdex.models.classifier import Classifier
+
+    clf = Classifier(model)
+    out = []
+    for i in range(0, len(images), batch):
+        decoded = [decode(p.read_bytes(), min_side=clf.min_side) for p in images[i : i + batch]]
+        out.append(clf.predict(np.stack([clf.preprocess(d.image) for d in decoded])))
+    return np.concatenate(out)
+
+
+def label_scores(logits: np.ndarray, model: str, temperature: float | None) -> list[dict]:
+    from pixdex.analyzers.labels import LabelAnalyzer
+    from pixdex.models.classifier import Classifier
+
+    analyzer = LabelAnalyzer(Classifier(model), temperature=temperature)
+    return [analyzer.scores(p) for p in analyzer.probabilities(logits)]
+
+
+def people_scores(images: list[Path]) -> list[dict[str, float]] | None:
+    """Person confidence per image from the people detector, when it is installed."""
+    try:
+        from pixdex.analyzers.people import PeopleAnalyzer
+    except ImportError:
+        return None
+    from pixdex.imaging import decode
+
+    people = PeopleAnalyzer(min_confidence=0.0)
+    out = []
+    for p in images:
+        result = people.analyze([decode(p.read_bytes(), min_side=people.min_side)])[0]
+        out.append({lb.Name: lb.Confidence for lb in result["Labels"]})
+    return out
+
+
+def log_loss(scores: list[dict], truth: Truth, mapping: dict[str, list[str]]) -> float:
+    total, n = 0.0, 0
+    for present, labels in zip(truth.present, scores, strict=True):
+        for cat, names in mapping.items():
+            if cat == "person":
+                continue
+            p = min(max(max(labels.get(x, 0.0) for x in names) / 100, 1e-6), 1 - 1e-6)
+            y = cat in present
+            total -= math.log(p if y else 1 - p)
+            n += 1
+    return total / n
+
+
+def reliability(scores: list[dict], truth: Truth, mapping: dict[str, list[str]]) -> list[str]:
+    """Confidence bins of emitted mapped labels → how often the category was really there."""
+    bins: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for present, labels in zip(truth.present, scores, strict=True):
+        for cat, names in mapping.items():
+            if cat == "person":
+                continue
+            c = max(labels.get(x, 0.0) for x in names)
+            if c >= 20:
+                b = min(int(c // 20), 4)
+                bins[b][0] += 1
+                bins[b][1] += cat in present
+    return [
+        f"  confidence {b * 20:>3}-{b * 20 + 20:<3}: {k:>3} labels, {100 * h / k:5.1f} % right"
+        for b, (k, h) in sorted(bins.items())
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="efficientnet-lite0")
+    ap.add_argument("--temperature", type=float, default=None)
+    ap.add_argument("--min-confidence", type=float, default=55.0)
+    ap.add_argument("--fit-temperature", action="store_true")
+    args = ap.parse_args()
+    sys.path.insert(0, str(REPO / "src"))
+
+    truth, mapping = load_truth(), load_map()
+    logits = logits_for(truth.images, args.model)
+    if args.fit_temperature:
+        grid = [round(0.5 + 0.05 * i, 2) for i in range(51)]
+        losses = {t: log_loss(label_scores(logits, args.model, t), truth, mapping) for t in grid}
+        best = min(losses, key=losses.get)
+        print(f"log loss at T=1: {losses[1.0]:.4f}; best T={best}: {losses[best]:.4f}")
+        for t in (1.0, best):
+            print(f"reliability at T={t}:")
+            print("\n".join(reliability(label_scores(logits, args.model, t), truth, mapping)))
+    scores = label_scores(logits, args.model, args.temperature)
+    people = people_scores(truth.images)
+    skip: set[str] = set()
+    if people is None:
+        skip.add("person")
+        print("people detector not installed: 'person' left out")
+    else:
+        for s, p in zip(scores, people, strict=True):
+            s["Person"] = max(s.get("Person", 0.0), p.get("Person", 0.0))
+    q = score(scores, truth, mapping, min_confidence=args.min_confidence, skip=skip)
+    print(f"model {args.model}, {len(truth.images)} images, min confidence {args.min_confidence}")
+    print(f"recall (all annotated mapped categories): {q.found}/{q.pairs} = {q.recall:.3f}")
+    print(
+        f"recall (categories covering >= 10 % of the image): {q.salient_found}/{q.salient_pairs}"
+        f" = {q.salient_recall:.3f}"
+    )
+    print(f"precision of mapped labels: {q.correct}/{q.emitted} = {q.precision:.3f}")
+    print("per category (found/annotated):")
+    for cat, (n, k) in sorted(q.per_category.items(), key=lambda kv: -kv[1][0]):
+        print(f"  {cat:<16} {k}/{n}")
+    print("wrong mapped labels:", ", ".join(f"{img}:{cat}" for img, cat in q.wrong) or "none")
+
+
+if __name__ == "__main__":
+    main()

