@@ -23,10 +23,11 @@ from pixdex.taxonomy import LabelInfo, Taxonomy, imagenet
 if TYPE_CHECKING:
     from pixdex.config import Settings
 
-#: fitted per model on coco128 (bench/eval_labels.py --fit-temperature); 1.0 = raw softmax
+#: per model, by bench/eval_labels.py --fit-temperature on coco128: the best recall at confidence
+#: 55 while precision there stays ≥ 0.85 (docs/labels.md); 1.0 would be the raw softmax
 TEMPERATURES: dict[str, float] = {
-    "efficientnet-lite0": 1.0,
-    "efficientnet-lite2": 1.0,
+    "efficientnet-lite0": 0.9,
+    "efficientnet-lite2": 0.6,
 }
 #: labels below this are never stored: searching with a lower --min-confidence finds nothing more
 STORE_FLOOR = 20.0
