@@ -11,11 +11,23 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 # Decompression bombs: Pillow's own default warns at ~89 Mpx and refuses at twice that. A photo
 # library holds panoramas, so the cap is generous but explicit (configurable via settings).
 DEFAULT_MAX_PIXELS = 100_000_000
+
+# EXIF orientation → the transpose that undoes it (as ``ImageOps.exif_transpose`` does, minus its
+# re-serialising of the EXIF block, which raises on malformed tags and lost such photos).
+_ORIENT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 class ImageError(ValueError):
@@ -54,8 +66,9 @@ def decode(data: bytes, *, min_side: int = 0, max_pixels: int = DEFAULT_MAX_PIXE
                     f"image too large: {width}x{height} = {width * height:,} pixels "
                     f"(limit {max_pixels:,})"
                 )
-            exif = img.getexif()
+            exif = _read_exif(img)
             orientation = exif.get(0x0112, 1)
+            transpose = _ORIENT.get(orientation) if isinstance(orientation, int) else None
             if orientation in (5, 6, 7, 8):
                 width, height = height, width
             if getattr(img, "n_frames", 1) > 1:
@@ -63,7 +76,9 @@ def decode(data: bytes, *, min_side: int = 0, max_pixels: int = DEFAULT_MAX_PIXE
             if min_side and fmt == "JPEG":
                 img.draft("RGB", (min_side, min_side))
             img.load()
-            img = ImageOps.exif_transpose(img)
+            info = dict(img.info)
+            if transpose is not None:
+                img = img.transpose(transpose)
             rgb = to_rgb(img)
     except ImageError:
         raise
@@ -76,9 +91,20 @@ def decode(data: bytes, *, min_side: int = 0, max_pixels: int = DEFAULT_MAX_PIXE
         if "truncated" in reason.lower():
             reason = "truncated image data"
         raise ImageError(f"corrupt image: {reason}") from None
-    return DecodedImage(
-        image=rgb, width=width, height=height, format=fmt, exif=exif, info=dict(img.info)
-    )
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise TypeError, struct.error…
+        raise ImageError(f"corrupt image: {type(exc).__name__}: {exc}") from None
+    return DecodedImage(image=rgb, width=width, height=height, format=fmt, exif=exif, info=info)
+
+
+def _read_exif(img: Image.Image) -> Image.Exif:
+    """The image's EXIF, or an empty one when it is unreadable: metadata is optional, and a
+    broken EXIF block must not cost the pixels."""
+    try:
+        return img.getexif()
+    except Exception:  # noqa: BLE001
+        return Image.Exif()
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -90,8 +116,14 @@ def to_rgb(img: Image.Image) -> Image.Image:
         import numpy as np
 
         arr = np.asarray(img, dtype=np.float64)
-        hi = float(arr.max()) or 1.0
-        scale = 255.0 / (65535.0 if hi > 255 and img.mode.startswith("I;16") else max(hi, 255.0))
+        arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+        hi = float(arr.max()) if arr.size else 0.0
+        if img.mode == "F":
+            scale = 255.0 if hi <= 1.0 else 255.0 / hi  # float images: 0..1 by convention
+        elif img.mode.startswith("I;16"):
+            scale = 255.0 / (65535.0 if hi > 255 else 255.0)
+        else:
+            scale = 255.0 / max(hi, 255.0)
         grey = Image.fromarray(np.clip(arr * scale, 0, 255).astype("uint8"), "L")
         return grey.convert("RGB")
     if img.mode == "P":
