@@ -17,7 +17,8 @@ runner = CliRunner()
 
 
 def run(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False)
+    # a wide terminal: rich wraps tables and long lines at 80 columns otherwise
+    return runner.invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
 
 
 @pytest.fixture(scope="module")

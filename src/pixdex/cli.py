@@ -131,11 +131,11 @@ def index(
     table.add_row("index", pipeline.index.location)
     err.print(table)
     for failure in summary.failures[:20]:
-        err.print(f"[yellow]failed[/yellow] {failure.key}: {failure.reason}")
+        err.print(f"[yellow]failed[/yellow] {failure.key}: {failure.reason}", soft_wrap=True)
     if len(summary.failures) > 20:
         err.print(f"… and {len(summary.failures) - 20} more: pixdex stats --failures")
     for write_error in summary.write_errors[:5]:
-        err.print(f"[red]not indexed[/red] {write_error.key}: {write_error.reason}")
+        err.print(f"[red]not indexed[/red] {write_error.key}: {write_error.reason}", soft_wrap=True)
     if not summary.ok:
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -216,7 +216,7 @@ def search(
         return
     table = Table(title=f"{result.total} match(es)", title_justify="left")
     table.add_column("score", justify="right")
-    table.add_column("image")
+    table.add_column("image", overflow="fold", min_width=16)  # paths are what users act on
     table.add_column("labels")
     for hit in result.hits:
         labels = ", ".join(f"{lb.Name} {lb.Confidence:.0f}" for lb in hit.record.Labels[:5])
@@ -308,7 +308,7 @@ def stats(
     out.print(table)
     if failures:
         for f in failed:
-            out.print(f"{f.bucket}/{f.key}: {f.reason}", highlight=False)
+            out.print(f"{f.bucket}/{f.key}: {f.reason}", highlight=False, soft_wrap=True)
 
 
 @app.command()
