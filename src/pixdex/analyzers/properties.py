@@ -259,7 +259,7 @@ def image_properties(img: Image.Image) -> dict[str, Any]:
 
 
 class PropertiesAnalyzer:
-    """``{"ImageProperties": {...}}`` per image; ~1 ms/image, so no batching tricks needed."""
+    """``{"ImageProperties": {...}}`` per image; ~3.5 ms/image on one core, no batching needed."""
 
     name = "properties"
     version = "1"
