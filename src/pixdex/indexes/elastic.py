@@ -667,12 +667,6 @@ class ElasticIndex:
                     )
         return errors
 
-    def _bulk_items(
-        self, items: list[tuple[Any, bytes]], refresh: str | None = None
-    ) -> list[tuple[Any, dict[str, Any]]]:
-        """Like ``_bulk``, but pairs each action with its own result (several actions per tag)."""
-        return self._bulk(items, refresh)[0]
-
     def delete(self, bucket: str, keys: Iterable[str]) -> int:
         ids = [record_id(bucket, key) for key in keys]
         if not ids:
@@ -1065,7 +1059,7 @@ class ElasticIndex:
             for index in blocked:
                 self._call("PUT", f"/{index}/_settings", body={"index.blocks.write": None})
         self.concrete = [new]
-        return ReindexResult(old=old, new=new, copied=copied - 0, skipped=skipped, errors=[])
+        return ReindexResult(old=old, new=new, copied=copied, skipped=skipped, errors=[])
 
     def drop(self) -> None:
         """Delete everything this index created: its concrete indexes, failures, template."""

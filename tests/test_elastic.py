@@ -1,0 +1,472 @@
+"""Elasticsearch/OpenSearch specifics, on real servers (``tests/_servers.py``): the original
+pattern's queries, the mapping, reindex behind the alias, bulk retries and faults (through a small
+fault-injecting HTTP proxy in front of the real server), conflicts, and SigV4 signing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from _servers import free_port
+
+from pixdex.indexes.base import IndexUnavailable, SearchQuery
+from pixdex.indexes.elastic import ElasticIndex
+from pixdex.records import Label, Named, Record
+
+FLAVORS = {"elasticsearch": "es", "opensearch": "opensearch"}
+
+
+def rest(url: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """A plain REST call, as a user's dashboard or curl would make it."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        f"{url}{path}", data=data, method=method, headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def record(i: int, *labels: tuple[str, float], bucket: str = "photos", **extra: Any) -> Record:
+    return Record(
+        bucket=bucket,
+        key=f"2017/street/{i:012d}.jpg",
+        Labels=[
+            Label(Name=n, Confidence=c, Parents=[Named(Name="Vehicle")] if n == "Truck" else [])
+            for n, c in labels
+        ]
+        or [Label(Name="Truck", Confidence=90.0, Parents=[Named(Name="Vehicle")])],
+        fingerprint=f"etag-{i}",
+        analyzers={"labels": "1"},
+        **extra,
+    )
+
+
+@pytest.fixture(params=list(FLAVORS))
+def server_url(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """(scheme, http://127.0.0.1:PORT) for each flavor."""
+    return FLAVORS[request.param], request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def opened(server_url: tuple[str, str]) -> Iterator[list[ElasticIndex]]:
+    """Indexes a test opens; dropped afterwards."""
+    created: list[ElasticIndex] = []
+    yield created
+    for index in created:
+        index.drop()
+        index.close()
+
+
+def open_index(
+    created: list[ElasticIndex], scheme: str, url: str, name: str | None = None, **params: Any
+) -> ElasticIndex:
+    name = name or f"pixdex-t-{uuid.uuid4().hex[:10]}"
+    query = "&".join(f"{k}={v}" for k, v in {"refresh": "true", **params}.items())
+    index = ElasticIndex.from_url(f"{scheme}+{url}/{name}?{query}")
+    created.append(index)
+    return index
+
+
+# --- the original pattern's queries and the mapping ----------------------------------------------
+
+
+def test_original_pattern_query_string_matches(server_url, opened) -> None:
+    scheme, url = server_url
+    index = open_index(opened, scheme, url)
+    assert index.upsert([record(1, ("Truck", 91.0)), record(2, ("Car", 80.0))]) == []
+    # As saved in the original pattern's dashboards: no nested clause.
+    status, body = rest(
+        url,
+        "POST",
+        f"/{index.name}/_search",
+        {"query": {"query_string": {"query": "Labels.Name:Truck"}}},
+    )
+    assert status == 200, body
+    assert [h["_source"]["key"] for h in body["hits"]["hits"]] == ["2017/street/000000000001.jpg"]
+    # The same field as the nested query pixdex itself uses, with a confidence condition.
+    status, body = rest(
+        url,
+        "POST",
+        f"/{index.name}/_search",
+        {
+            "query": {
+                "nested": {
+                    "path": "Labels",
+                    "query": {
+                        "bool": {
+                            "filter": [
+                                {"term": {"Labels.Name": "Truck"}},
+                                {"range": {"Labels.Confidence": {"gte": 95}}},
+                            ]
+                        }
+                    },
+                }
+            }
+        },
+    )
+    assert status == 200 and body["hits"]["total"]["value"] == 0
+    # the text sub-field answers lower-case words too
+    status, body = rest(
+        url,
+        "POST",
+        f"/{index.name}/_search",
+        {"query": {"query_string": {"query": "Labels.Name.text:truck"}}},
+    )
+    assert body["hits"]["total"]["value"] == 1
+
+
+def test_mapping_is_explicit(server_url, opened) -> None:
+    scheme, url = server_url
+    index = open_index(opened, scheme, url)
+    status, aliases = rest(url, "GET", f"/_alias/{index.name}")
+    assert status == 200 and len(aliases) == 1
+    concrete = next(iter(aliases))
+    assert concrete.startswith(f"{index.name}-pixdex-")
+    assert aliases[concrete]["aliases"][index.name].get("is_write_index") is True
+    _, body = rest(url, "GET", f"/{concrete}/_mapping")
+    props = body[concrete]["mappings"]["properties"]
+    labels = props["Labels"]
+    assert labels["type"] == "nested" and labels["include_in_root"] is True
+    assert labels["properties"]["Name"]["type"] == "keyword"
+    assert labels["properties"]["Name"]["fields"]["text"]["type"] == "text"
+    assert labels["properties"]["Confidence"]["type"] == "float"
+    assert labels["properties"]["Parents"]["properties"]["Name"]["type"] == "keyword"
+    assert props["timestamp"]["type"] == "date"
+    assert props["exif"]["properties"]["GPS"]["type"] == "geo_point"
+    for field in ("bucket", "key", "imported-by"):
+        assert props[field]["type"] == "keyword"
+    status, _ = rest(url, "GET", f"/_index_template/pixdex-{index.name}")
+    assert status == 200
+    # GPS is a geo_point: a distance query finds the photo taken in Paris
+    paris = record(7, exif={"Make": "Canon", "GPS": {"lat": 48.85, "lon": 2.35}})
+    odd = record(8, exif={"GPS": "not a point"})  # ignored, not a refused document
+    assert index.upsert([paris, odd]) == []
+    status, body = rest(
+        url,
+        "POST",
+        f"/{index.name}/_search",
+        {"query": {"geo_distance": {"distance": "10km", "exif.GPS": {"lat": 48.86, "lon": 2.34}}}},
+    )
+    assert status == 200 and [h["_id"] for h in body["hits"]["hits"]] == [paris.id]
+    assert index.get("photos", odd.key).exif == {"GPS": "not a point"}
+    # dates are dates: a date histogram over timestamp works
+    status, body = rest(
+        url,
+        "POST",
+        f"/{index.name}/_search",
+        {
+            "size": 0,
+            "aggs": {"t": {"date_histogram": {"field": "timestamp", "calendar_interval": "year"}}},
+        },
+    )
+    assert status == 200 and body["aggregations"]["t"]["buckets"][0]["doc_count"] == 2
+
+
+# --- reindex -------------------------------------------------------------------------------------
+
+
+def test_reindex_swaps_the_alias_without_downtime(server_url, opened) -> None:
+    scheme, url = server_url
+    index = open_index(opened, scheme, url, batch_docs=50)
+    records = [record(i, ("Truck", 50.0 + i % 50)) for i in range(400)]
+    assert index.upsert(records) == []
+    old = list(index.concrete)
+
+    seen: list[int] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def search_all_the_time() -> None:
+        reader = ElasticIndex.from_url(f"{scheme}+{url}/{index.name}")
+        while not stop.is_set():
+            try:
+                seen.append(reader.search(SearchQuery(labels=["truck"], limit=1)).total)
+            except Exception as exc:  # noqa: BLE001 - counted below
+                errors.append(repr(exc))
+        reader.close()
+
+    reader = threading.Thread(target=search_all_the_time)
+    reader.start()
+    refused: list[Any] = []
+
+    def upgrade(r: Record) -> Record | None:
+        if r.key.endswith("0007.jpg"):
+            # a write during the copy is refused (reported), never silently lost
+            refused.extend(index.upsert([record(9999)]))
+        if r.key.endswith("0013.jpg"):
+            return None  # dropped by the callback
+        return r.model_copy(update={"LabelModelVersion": "model:2"})
+
+    try:
+        result = index.reindex(upgrade)
+    finally:
+        stop.set()
+        reader.join()
+    assert errors == []
+    assert len(seen) > 3 and set(seen) <= {400, 399}
+    assert result.old == old and result.new != old[0]
+    assert result.copied == 399 and result.skipped == 1
+    assert [e.id for e in refused] == [record(9999).id]
+    _, aliases = rest(url, "GET", f"/_alias/{index.name}")
+    assert list(aliases) == [result.new]
+    assert rest(url, "HEAD", f"/{old[0]}")[0] == 404
+    assert dict(index.stats().model_versions) == {"model:2": 399}
+    # writes work again, and a re-run of the refused one completes
+    assert index.upsert([record(9999)]) == []
+    assert index.get("photos", record(9999).key) is not None
+
+
+# --- bulk retries and faults, through a fault-injecting proxy -------------------------------------
+
+
+class FaultProxy:
+    """HTTP proxy to a real server that can answer bulk requests with 429/503 or play dead."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.removeprefix("http://")
+        self.reject: list[int] = []  # statuses for the next bulk requests
+        self.down = False
+        self.bulk_ok = 0  # bulk requests forwarded
+        self.bulk_limit: int | None = None  # go down after this many forwarded bulk requests
+        self.rejected = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else None
+                bulk = self.path.startswith("/_bulk")
+                if bulk and proxy.bulk_limit is not None and proxy.bulk_ok >= proxy.bulk_limit:
+                    proxy.down = True
+                if proxy.down:
+                    self.close_connection = True
+                    return  # no answer: the client sees the connection drop
+                if bulk and proxy.reject:
+                    status = proxy.reject.pop(0)
+                    proxy.rejected += 1
+                    payload = json.dumps(
+                        {
+                            "error": {"type": "es_rejected_execution_exception", "reason": "busy"},
+                            "status": status,
+                        }
+                    ).encode()
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("x-elastic-product", "Elasticsearch")
+                    self.send_header("content-length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                response = conn.getresponse()
+                payload = response.read()
+                if bulk:
+                    proxy.bulk_ok += 1
+                self.send_response(response.status)
+                for k, v in response.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                conn.close()
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def proxy(server_url: tuple[str, str]) -> Iterator[FaultProxy]:
+    p = FaultProxy(server_url[1])
+    yield p
+    p.close()
+
+
+def test_bulk_retries_429_and_503_with_backoff(server_url, opened, proxy) -> None:
+    scheme, url = server_url
+    index = open_index(opened, scheme, proxy.url, retries=3, backoff=0.05, batch_docs=10)
+    proxy.reject = [429, 503, 429]
+    started = time.monotonic()
+    records = [record(i) for i in range(25)]
+    assert index.upsert(records) == []
+    assert proxy.rejected == 3
+    assert time.monotonic() - started >= 0.05 + 0.1 + 0.2  # backoff doubled each time
+    assert index.stats().records == 25
+    # more rejections than retries: reported per record, nothing silently dropped
+    proxy.reject = [429] * 4
+    errors = index.upsert([record(100 + i) for i in range(5)])
+    assert len(errors) == 5 and all("429" in e.reason or "busy" in e.reason for e in errors)
+    assert index.stats().records == 25
+
+
+def test_server_down_at_start_names_the_url(server_url) -> None:
+    scheme, _ = server_url
+    port = free_port()  # nothing listens there
+    with pytest.raises(IndexUnavailable, match=rf"127\.0\.0\.1:{port}"):
+        ElasticIndex.from_url(f"{scheme}+http://user:secret@127.0.0.1:{port}/photos")
+    try:
+        ElasticIndex.from_url(f"{scheme}+http://user:secret@127.0.0.1:{port}/photos")
+    except IndexUnavailable as exc:
+        assert "secret" not in str(exc)
+
+
+def test_server_going_down_mid_run_reports_the_rest_and_a_rerun_completes(
+    server_url, opened, proxy
+) -> None:
+    scheme, url = server_url
+    index = open_index(opened, scheme, proxy.url, retries=2, backoff=0.02, batch_docs=10)
+    records = [record(i) for i in range(50)]
+    proxy.bulk_limit = 2  # two batches go through, then the server "dies"
+    started = time.monotonic()
+    errors = index.upsert(records)
+    assert time.monotonic() - started < 10  # retries, then gives up (no waiting per batch)
+    assert len(errors) == 30
+    assert {e.id for e in errors} == {r.id for r in records[20:]}
+    assert all("unreachable" in e.reason for e in errors)
+    direct = open_index(opened, scheme, url, name=index.name)
+    assert direct.stats().records == 20
+    # the server is back: a re-run of what was reported completes it
+    proxy.down, proxy.bulk_limit = False, None
+    failed = {e.id for e in errors}
+    assert index.upsert([r for r in records if r.id in failed]) == []
+    assert direct.stats().records == 50
+
+
+# --- conflicts and migration ---------------------------------------------------------------------
+
+
+def test_existing_non_pixdex_index_is_a_clear_error_and_can_be_copied(server_url, opened) -> None:
+    scheme, url = server_url
+    legacy = f"legacy-{uuid.uuid4().hex[:8]}"
+    # What the original pattern wrote: dynamically mapped documents.
+    original = {
+        "Labels": [
+            {"Name": "Truck", "Confidence": 91.5, "Instances": [], "Parents": [{"Name": "Vehicle"}]}
+        ],
+        "timestamp": "2016-12-25T22:10:41.983000",
+        "bucket": "photos",
+        "key": "trucks/1.jpg",
+        "imported-by": "lambda",
+    }
+    assert rest(url, "PUT", f"/{legacy}/_doc/1?refresh=true", original)[0] in (200, 201)
+    try:
+        with pytest.raises(IndexUnavailable, match="not created by pixdex") as info:
+            ElasticIndex.from_url(f"{scheme}+{url}/{legacy}")
+        assert "reindex" in str(info.value)
+        _, mapping = rest(url, "GET", f"/{legacy}/_mapping")
+        assert mapping[legacy]["mappings"]["properties"]["Labels"].get("type") is None  # untouched
+        # copying it into a pixdex index keeps the original documents searchable
+        index = open_index(opened, scheme, url)
+        result = index.reindex(source=legacy)
+        assert result.copied == 1
+        hits = index.search(SearchQuery(labels=["vehicle"])).hits
+        assert [h.record.key for h in hits] == ["trucks/1.jpg"] and hits[0].score == 91.5
+        assert rest(url, "HEAD", f"/{legacy}")[0] == 200  # the source is left alone
+    finally:
+        rest(url, "DELETE", f"/{legacy}")
+
+
+# --- SigV4 ---------------------------------------------------------------------------------------
+
+
+def test_sigv4_signature_matches_botocore(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The headers opensearch-py sends (captured by a local server, no AWS) carry the signature
+    botocore's own SigV4Auth computes for the same request, credentials and time."""
+    import botocore.auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    fixed = dt.datetime(2024, 5, 1, 12, 0, 0)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: fixed)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-token")
+    captured: list[tuple[str, str, dict[str, str], bytes]] = []
+
+    class Capture(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            captured.append((self.command, self.path, dict(self.headers.items()), body))
+            payload = b'{"nodes": {}}'
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_HEAD = _answer  # noqa: N815
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Capture)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        with pytest.raises(IndexUnavailable):  # the capture server is no real cluster
+            ElasticIndex.from_url(
+                f"opensearch+http://127.0.0.1:{port}/photos?aws_region=eu-west-1&aws_service=es"
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert captured
+    method, path, headers, body = captured[0]
+    assert headers["Authorization"].startswith(
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240501/eu-west-1/es/aws4_request"
+    )
+    assert headers["X-Amz-Date"] == "20240501T120000Z"
+    assert headers["X-Amz-Security-Token"] == "session-token"
+    # botocore signs the same request (everything but the signature headers) independently
+    signed = headers["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+    assert {"host", "x-amz-date", "x-amz-content-sha256"} <= set(signed)
+    unsigned = {
+        k: v
+        for k, v in headers.items()
+        if k.lower() in signed and k.lower() not in ("x-amz-date", "x-amz-security-token")
+    }
+    request = AWSRequest(
+        method=method, url=f"http://127.0.0.1:{port}{path}", data=body or None, headers=unsigned
+    )
+    creds = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-token")
+    botocore.auth.SigV4Auth(creds, "es", "eu-west-1").add_auth(request)
+    assert headers["Authorization"] == request.headers["Authorization"]
+    # and a different secret gives a different signature: the comparison can fail
+    wrong = AWSRequest(
+        method=method, url=f"http://127.0.0.1:{port}{path}", data=body or None, headers=unsigned
+    )
+    botocore.auth.SigV4Auth(
+        Credentials("AKIDEXAMPLE", "other", "session-token"), "es", "eu-west-1"
+    ).add_auth(wrong)
+    assert headers["Authorization"] != wrong.headers["Authorization"]
