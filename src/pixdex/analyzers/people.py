@@ -45,6 +45,8 @@ MERGE_IOU = 0.4
 BOX_HALF_WIDTH = 0.42
 BOX_UP = 0.94
 BOX_DOWN = 0.59
+#: at most this many squares along the long side (panoramas, strips)
+MAX_SQUARES = 6
 CALIBRATION_VERSION = "1"
 
 
@@ -87,7 +89,8 @@ def views(width: int, height: int, *, tiles: bool = True) -> list[tuple[float, f
     long, short = max(width, height), min(width, height)
     out: list[tuple[float, float, float]] = [((width - long) / 2, (height - long) / 2, float(long))]
     if long > short * 1.05:
-        n = math.ceil(long / short) + 1
+        # overlapping squares; capped so a 3×900 strip costs 6 views, not 300
+        n = min(math.ceil(long / short) + 1, MAX_SQUARES)
         for off in np.linspace(0, long - short, n):
             out.append((float(off), 0.0, short) if width >= height else (0.0, float(off), short))
     side = min(0.6 * long, short)
