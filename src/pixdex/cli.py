@@ -312,6 +312,59 @@ def stats(
 
 
 @app.command()
+def reindex(
+    index: IndexOpt = None,
+    reanalyze: Annotated[
+        bool,
+        typer.Option(
+            "--reanalyze",
+            help="Run the current analyzers again on every image (after a model upgrade), "
+            "reading it from its folder or bucket.",
+        ),
+    ] = False,
+    source: Annotated[
+        str | None,
+        typer.Option("--from", help="Copy this index/alias on the same cluster instead."),
+    ] = None,
+    keep_old: Annotated[bool, typer.Option("--keep-old", help="Keep the previous index.")] = False,
+    model: Annotated[str | None, typer.Option(help="efficientnet-lite0 | -lite2")] = None,
+    people: Annotated[bool | None, typer.Option(help="Detect people (Person label).")] = None,
+    endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint.")] = None,
+) -> None:
+    """Elasticsearch/OpenSearch: build a new index (current mapping, optionally re-analyzed),
+    then swap the alias atomically — searches keep working throughout."""
+    from pixdex.indexes import SERVER_SCHEMES
+    from pixdex.indexes.elastic import ElasticIndex
+
+    settings = load_settings(index=index, model=model, people=people, endpoint_url=endpoint_url)
+    if not settings.index.startswith(SERVER_SCHEMES):
+        err.print(
+            "[red]error:[/red] reindex needs an es+… or opensearch+… index URL (--index); "
+            "the SQLite index is re-analyzed in place by pixdex index"
+        )
+        raise typer.Exit(2)
+    with _fatal_errors():
+        target = ElasticIndex.from_url(settings.index, settings)
+        transform = None
+        if reanalyze:
+            from pixdex.pipeline import Reanalyzer, build_pipeline
+
+            transform = Reanalyzer(build_pipeline(settings, target), settings)
+        try:
+            result = target.reindex(transform=transform, source=source, keep_old=keep_old)
+        finally:
+            target.close()
+    old = f" (was {', '.join(result.old)})" if result.old else ""
+    err.print(f"copied {result.copied} record(s) into {result.new}; alias {target.name} moved{old}")
+    if transform is not None:
+        err.print(f"re-analyzed {transform.reanalyzed}; kept {len(transform.kept)} old record(s)")
+        for failure in transform.kept[:20]:
+            err.print(f"[yellow]kept old[/yellow] {failure.key}: {failure.reason}", soft_wrap=True)
+        if transform.kept:
+            raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,

@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pixdex.analyzers.base import Analyzer, merge_partials
+from pixdex.analyzers.base import STORE_FLOOR, Analyzer, merge_partials
 from pixdex.imaging import DEFAULT_MAX_PIXELS, DecodedImage, ImageError, decode
 from pixdex.indexes.base import Index, Indexed, WriteError
 from pixdex.records import Failure, Record, analysis_version
@@ -133,6 +133,17 @@ class Pipeline:
         summary = self._process(source, todo, known, None)
         summary.unchanged += unchanged
         return summary
+
+    def analyze_object(self, source: Source, ref: ObjectRef) -> Record | Failure:
+        """Fetch, decode and analyze one object now, whatever is indexed (no write)."""
+        item = self._fetch_one(source, ref, None)
+        if isinstance(item, Failure):
+            return item
+        assert item.image is not None
+        result = self.analyze([item.image])[0]
+        if isinstance(result, str):
+            return self._failure(ref, result)
+        return self._record(item, result)
 
     def remove(self, bucket: str, keys: Iterable[str]) -> int:
         return self.index.delete(bucket, list(keys))
@@ -310,11 +321,65 @@ def default_analyzers(settings: Settings) -> list[Analyzer]:
             PeopleAnalyzer(
                 threads=settings.threads,
                 cache_dir=settings.cache_dir,
-                min_confidence=settings.min_confidence,
+                min_confidence=min(STORE_FLOOR, settings.min_confidence),
             )
         )
     analyzers += [PropertiesAnalyzer(), ExifAnalyzer()]
     return analyzers
+
+
+class Reanalyzer:
+    """``pixdex reindex --reanalyze``: gives an indexed record the current analyzers' output,
+    reading its object again from where it came from (a folder or an S3 bucket).
+
+    An object that cannot be read or analyzed now keeps its old record (reported, never dropped):
+    a reindex must not lose what was searchable because a bucket was briefly unreachable.
+    """
+
+    def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
+        self.pipeline = pipeline
+        self.settings = settings
+        self.sources: dict[tuple[bool, str], Source] = {}
+        self.kept: list[Failure] = []
+        self.reanalyzed = 0
+
+    def _source(self, record: Record) -> Source:
+        from pixdex.sources.local import LocalSource
+        from pixdex.sources.s3 import S3Source
+
+        s3 = bool(record.uri and record.uri.startswith("s3://"))
+        key = (s3, record.bucket)
+        if key not in self.sources:
+            self.sources[key] = (
+                S3Source.from_uri(f"s3://{record.bucket}/", self.settings)
+                if s3
+                else LocalSource(record.bucket)
+            )
+        return self.sources[key]
+
+    def __call__(self, record: Record) -> Record:
+        if record.analyzers == self.pipeline.versions:
+            return record  # already analyzed by these very analyzers
+        ref = ObjectRef(
+            bucket=record.bucket,
+            key=record.key,
+            uri=record.uri or record.key,
+            size=record.size,
+            fingerprint=record.fingerprint,
+            etag=record.etag,
+            version_id=record.version_id,
+            last_modified=record.last_modified,
+        )
+        try:
+            result = self.pipeline.analyze_object(self._source(record), ref)
+        except SourceError as exc:
+            result = self.pipeline._failure(ref, str(exc))
+        if isinstance(result, Failure):
+            log.warning("kept the old record of %s: %s", ref.uri, result.reason)
+            self.kept.append(result)
+            return record
+        self.reanalyzed += 1
+        return result
 
 
 def build_pipeline(settings: Settings, index: Index | None = None) -> Pipeline:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pixdex.analyzers.base import Analyzer, merge_partials
+from pixdex.analyzers.base import STORE_FLOOR, Analyzer, merge_partials
 from pixdex.config import Settings
 from pixdex.imaging import decode
 
@@ -27,7 +27,7 @@ class LabelDetector:
                     PeopleAnalyzer(
                         threads=settings.threads,
                         cache_dir=settings.cache_dir,
-                        min_confidence=settings.min_confidence,
+                        min_confidence=min(STORE_FLOOR, settings.min_confidence),
                     )
                 )
         self.analyzers = analyzers

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pixdex.analyzers.base import STORE_FLOOR
 from pixdex.imaging import DecodedImage
 from pixdex.models.classifier import Classifier
 from pixdex.records import Label, Named
@@ -29,8 +30,6 @@ TEMPERATURES: dict[str, float] = {
     "efficientnet-lite0": 0.9,
     "efficientnet-lite2": 0.6,
 }
-#: labels below this are never stored: searching with a lower --min-confidence finds nothing more
-STORE_FLOOR = 20.0
 CALIBRATION_VERSION = "1"
 
 
