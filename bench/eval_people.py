@@ -83,7 +83,7 @@ def best_at(scores: dict[str, float], share: dict[str, float], min_precision: fl
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--coco", type=Path, default=REPO.parent / "shared" / "data" / "coco128")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="TFLite threads")
     ap.add_argument("--ablation", action="store_true")
     args = ap.parse_args()
 

@@ -169,9 +169,12 @@ class PeopleAnalyzer:
         if interp is None:
             from ai_edge_litert.interpreter import Interpreter
 
-            interp = Interpreter(
-                model_path=str(self.model), num_threads=self.threads if self.threads > 0 else None
-            )
+            from pixdex.models.classifier import available_cores
+
+            # TFLite's default is one thread; "0 = all cores" as for the label model (measured:
+            # 10.5 → 5.7 ms per view on 2 cores)
+            threads = self.threads if self.threads > 0 else available_cores()
+            interp = Interpreter(model_path=str(self.model), num_threads=threads)
             interp.allocate_tensors()
             self._local.interp = interp
             self._local.io = (
