@@ -26,7 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_s3_backfill import KEY, SECRET, SHARED, start_minio  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-PLATFORMS = ["manylinux_2_34_x86_64", "manylinux_2_28_x86_64", "manylinux2014_x86_64"]
+PLATFORMS = [
+    "manylinux_2_34_x86_64",
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux2014_x86_64",
+]
 
 
 def du(path: Path) -> int:
