@@ -286,14 +286,7 @@ def stats(
         st = idx.stats()
         failed = idx.failures() if failures else []
     if as_json:
-        payload: dict[str, Any] = {
-            "location": st.location,
-            "records": st.records,
-            "failures": st.failures,
-            "labels": st.labels,
-            "top_labels": [{"name": n, "count": c} for n, c in st.top_labels],
-            "model_versions": [{"version": v, "count": c} for v, c in st.model_versions],
-        }
+        payload: dict[str, Any] = st.to_json()
         if failures:
             payload["failed"] = [f.to_json() for f in failed]
         print(json.dumps(payload, indent=2))

@@ -17,7 +17,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pixdex.analyzers.base import STORE_FLOOR, Analyzer, merge_partials
+from pixdex.analyzers import default_analyzers
+from pixdex.analyzers.base import Analyzer, merge_partials
 from pixdex.imaging import DEFAULT_MAX_PIXELS, DecodedImage, ImageError, decode
 from pixdex.indexes.base import Index, Indexed, WriteError
 from pixdex.records import Failure, Record, analysis_version
@@ -305,27 +306,6 @@ class Pipeline:
             self.index.record_failures(failures)
         except Exception as exc:  # noqa: BLE001 - the summary still reports them
             log.warning("could not record %d failure(s) in the index: %s", len(failures), exc)
-
-
-def default_analyzers(settings: Settings) -> list[Analyzer]:
-    """The analyzers a default install runs: labels (+ people), image properties, EXIF."""
-    from pixdex.analyzers.exif import ExifAnalyzer
-    from pixdex.analyzers.labels import LabelAnalyzer
-    from pixdex.analyzers.properties import PropertiesAnalyzer
-
-    analyzers: list[Analyzer] = [LabelAnalyzer.from_settings(settings)]
-    if settings.people:
-        from pixdex.analyzers.people import PeopleAnalyzer
-
-        analyzers.append(
-            PeopleAnalyzer(
-                threads=settings.threads,
-                cache_dir=settings.cache_dir,
-                min_confidence=min(STORE_FLOOR, settings.min_confidence),
-            )
-        )
-    analyzers += [PropertiesAnalyzer(), ExifAnalyzer()]
-    return analyzers
 
 
 class Reanalyzer:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pixdex.analyzers.base import STORE_FLOOR, Analyzer, merge_partials
+from pixdex.analyzers import label_analyzers
+from pixdex.analyzers.base import Analyzer, merge_partials
 from pixdex.config import Settings
 from pixdex.imaging import decode
 
@@ -17,19 +18,7 @@ class LabelDetector:
     def __init__(self, settings: Settings, analyzers: list[Analyzer] | None = None) -> None:
         self.settings = settings
         if analyzers is None:
-            from pixdex.analyzers.labels import LabelAnalyzer
-
-            analyzers = [LabelAnalyzer.from_settings(settings)]
-            if settings.people:
-                from pixdex.analyzers.people import PeopleAnalyzer
-
-                analyzers.append(
-                    PeopleAnalyzer(
-                        threads=settings.threads,
-                        cache_dir=settings.cache_dir,
-                        min_confidence=min(STORE_FLOOR, settings.min_confidence),
-                    )
-                )
+            analyzers = label_analyzers(settings)
         self.analyzers = analyzers
         self.min_side = max(a.min_side for a in analyzers)
 

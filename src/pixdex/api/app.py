@@ -303,16 +303,7 @@ def _add_api_routes(app: FastAPI) -> None:
     @app.get("/api/stats", tags=["index"])
     def stats(index: IndexDep) -> dict[str, Any]:
         """Counts, top labels, index location and label model versions."""
-        st = index.stats()
-        return {
-            "location": st.location,
-            "records": st.records,
-            "failures": st.failures,
-            "labels": st.labels,
-            "top_labels": [{"name": n, "count": c} for n, c in st.top_labels],
-            "model_versions": [{"version": v, "count": c} for v, c in st.model_versions],
-            "version": __version__,
-        }
+        return {**index.stats().to_json(), "version": __version__}
 
     @app.get("/api/failures", tags=["index"])
     def failures(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pixdex.records import Failure, Record
 
@@ -68,6 +68,17 @@ class IndexStats:
     labels: int  # distinct label names
     top_labels: list[tuple[str, int]]
     model_versions: list[tuple[str, int]]
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape ``pixdex stats --json`` and ``GET /api/stats`` share."""
+        return {
+            "location": self.location,
+            "records": self.records,
+            "failures": self.failures,
+            "labels": self.labels,
+            "top_labels": [{"name": n, "count": c} for n, c in self.top_labels],
+            "model_versions": [{"version": v, "count": c} for v, c in self.model_versions],
+        }
 
 
 @dataclass(slots=True)
