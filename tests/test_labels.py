@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pixdex.analyzers.labels import LabelAnalyzer
+from pixdex.analyzers.labels import GUESS_FLOOR, MIN_LABELS, LabelAnalyzer
 from pixdex.config import load_settings
 from pixdex.imaging import decode
 from pixdex.taxonomy import imagenet
@@ -102,8 +102,19 @@ def test_labels_are_sorted_bounded_and_floored(analyzer: LabelAnalyzer, coco_ima
     for result in analyzer.analyze(images):
         conf = [lb.Confidence for lb in result["Labels"]]
         assert conf == sorted(conf, reverse=True)
-        assert all(analyzer.min_confidence <= c <= 100 for c in conf)
-        assert len(conf) <= analyzer.max_labels
+        assert all(c <= 100 for c in conf) and len(conf) <= analyzer.max_labels
+        # under the floor only the best few guesses, and never below the guess floor
+        assert all(c >= analyzer.min_confidence for c in conf[MIN_LABELS:])
+        assert all(c >= GUESS_FLOOR for c in conf)
+
+
+def test_every_photo_keeps_its_best_guesses(analyzer: LabelAnalyzer, coco_images) -> None:
+    """A photo with no label ≥ 55 is still findable by its best guesses, at their confidence."""
+    images = [decode(p.read_bytes(), min_side=analyzer.min_side) for p in coco_images[:40]]
+    results = analyzer.analyze(images)
+    weak = [r for r in results if not any(lb.Confidence >= 55 for lb in r["Labels"])]
+    assert weak, "expected some coco photos without a confident label"
+    assert all(r["Labels"] for r in results)
 
 
 def test_scores_sum_parents_over_their_classes(analyzer: LabelAnalyzer) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pixdex.analyzers.base import STORE_FLOOR, Analyzer
+from pixdex.analyzers.base import Analyzer
 
 if TYPE_CHECKING:
     from pixdex.config import Settings
@@ -28,7 +28,7 @@ def label_analyzers(settings: Settings) -> list[Analyzer]:
             PeopleAnalyzer(
                 threads=settings.threads,
                 cache_dir=settings.cache_dir,
-                min_confidence=min(STORE_FLOOR, settings.min_confidence),
+                min_confidence=settings.min_confidence,
             )
         )
     return analyzers

@@ -8,10 +8,6 @@ from typing import Any, Protocol, runtime_checkable
 from pixdex.imaging import DecodedImage
 from pixdex.records import Label
 
-#: Labels are stored down to this confidence, whatever the user's display floor (default 55):
-#: ``search --min-confidence 30`` can then find weaker labels without re-analyzing.
-STORE_FLOOR = 20.0
-
 
 @runtime_checkable
 class Analyzer(Protocol):

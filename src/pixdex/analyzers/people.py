@@ -159,7 +159,7 @@ class PeopleAnalyzer:
         self.min_confidence = min_confidence
         self.model = Path(model) if model is not None else model_path()
         digest = hashlib.sha256(self.model.read_bytes()).hexdigest()[:12]
-        self.version = f"blazepose-det.{digest}+v{CALIBRATION_VERSION}"
+        self.version = f"blazepose-det.{digest}+v{CALIBRATION_VERSION}+min{min_confidence:g}"
         self._local = threading.local()
 
     # --- inference ------------------------------------------------------------------------------
