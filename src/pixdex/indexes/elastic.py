@@ -270,7 +270,7 @@ class _Http:
             except ApiError as exc:
                 return exc.meta.status, exc.body
             except elastic_transport.TransportError as exc:
-                raise _Down(str(exc)) from exc
+                raise _Down(_transport_reason(exc)) from exc
         from opensearchpy.exceptions import ConnectionError as OsConnectionError
         from opensearchpy.exceptions import TransportError as OsTransportError
 
@@ -282,11 +282,27 @@ class _Http:
                 return (200 if body_out else 404), None
             return 200, body_out
         except OsConnectionError as exc:
-            raise _Down(str(exc.info or exc.error)) from exc
+            raise _Down(_tls_hint(str(exc.info or exc.error))) from exc
         except OsTransportError as exc:
             if not isinstance(exc.status_code, int):
                 raise _Down(str(exc)) from exc
             return exc.status_code, exc.info
+
+
+def _transport_reason(exc: Exception) -> str:
+    """elastic-transport's error with its cause: the transport drops ``errors`` when it does not
+    retry, leaving just "TLS error" or "Connection error"; the cause is still in ``message``."""
+    text = str(exc)
+    message = str(getattr(exc, "message", "") or "")
+    if message and message not in text:
+        text = f"{text}: {message}"
+    return _tls_hint(text)
+
+
+def _tls_hint(text: str) -> str:
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        text += " (give the CA bundle with es_ca_certs / ?ca_certs=PATH)"
+    return text
 
 
 def _reason(body: Any) -> str:
@@ -449,8 +465,13 @@ class ElasticIndex:
                 f"cannot reach {self._flavor_name} at {self.location}: {exc}"
             ) from exc
         if status >= 300:
+            hint = {
+                401: " (credentials refused: check the user and password, in the URL or"
+                " es_username/es_password, or the API key, es_api_key)",
+                403: " (these credentials may not read the cluster's node versions)",
+            }.get(status, "")
             raise IndexUnavailable(
-                f"{self._flavor_name} at {self.location} answered {status}: {_reason(body)}"
+                f"{self._flavor_name} at {self.location} answered {status}{hint}: {_reason(body)}"
             )
         versions = [n.get("version", "") for n in (body or {}).get("nodes", {}).values()]
         self.server_version = min(versions) if versions else "?"
@@ -605,11 +626,15 @@ class ElasticIndex:
                     reason = reason or f"bulk request answered {status}: {_reason(resp)}"
                 if not retry:
                     break
-                if attempt >= self._opt.retries:
+                # A refusal of the whole request (401/403 credentials, 400, 413…) will not go
+                # away with a backoff: give up on it now instead of waiting out the retries.
+                final = status != 0 and status != 200 and status not in _RETRY_STATUS
+                if final or attempt >= self._opt.retries:
                     failed += [
                         (tag, f"{reason} (after {attempt + 1} attempts)") for tag, _ in retry
                     ]
-                    if status == 0:  # no answer at all: don't wait out every remaining batch
+                    # no answer, or credentials refused: the next batches would fare the same
+                    if status in (0, 401, 403):
                         down = f"not sent: {reason}"
                     break
                 time.sleep(min(self._opt.backoff * 2**attempt, self._opt.backoff_cap))
