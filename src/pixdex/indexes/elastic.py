@@ -286,7 +286,9 @@ class _Http:
         except OsTransportError as exc:
             if not isinstance(exc.status_code, int):
                 raise _Down(str(exc)) from exc
-            return exc.status_code, exc.info
+            # info is the parsed JSON body; a plain-text answer (the security plugin's
+            # "Unauthorized") is only in error
+            return exc.status_code, exc.info if exc.info is not None else exc.error
 
 
 def _transport_reason(exc: Exception) -> str:
