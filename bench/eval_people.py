@@ -154,6 +154,7 @@ def main() -> None:
         print(f"  best at precision >= 0.9: {best_at(image_scores(agree=False), share, 0.9)}")
         sq = image_scores(lambda f, d: d.view < nsquares[f])
         table("whole image + squares (no tiles), agreement score", sq, share, ths)
+        print(f"  views=fast operating point: score {P.SCORE_AT_55_FAST} = Confidence 55")
         print(f"  best at precision >= 0.9: {best_at(sq, share, 0.9)}")
 
 

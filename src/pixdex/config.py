@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from platformdirs import user_cache_dir, user_config_dir, user_data_dir
 from pydantic import Field
@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     model: str = Field(default="efficientnet-lite0", description="efficientnet-lite0 | -lite2")
     quantized: bool = Field(default=False, description="int8 model variant where available")
     people: bool = Field(default=True, description="run the person detector")
+    people_views: Literal["full", "fast"] = Field(
+        default="full", description="person detector views: full (10 per photo) or fast (4)"
+    )
     cache_dir: Path = Field(default_factory=default_cache_dir, description="built ONNX models")
     min_confidence: float = 55.0
     max_labels: int = 50

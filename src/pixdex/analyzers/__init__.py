@@ -29,6 +29,7 @@ def label_analyzers(settings: Settings) -> list[Analyzer]:
                 threads=settings.threads,
                 cache_dir=settings.cache_dir,
                 min_confidence=settings.min_confidence,
+                views=settings.people_views,
             )
         )
     return analyzers

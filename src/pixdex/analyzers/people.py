@@ -36,6 +36,11 @@ INPUT = 224
 #: Detector score at which Confidence is 55 (Rekognition's default floor): on coco128 the
 #: image-level precision of "Person" at this score is ≥ 90 % (bench/eval_people.py, docs/people.md)
 SCORE_AT_55 = 0.72
+#: ``views="fast"``: only the whole image and the squares along its long side (no tiles), ~2.5×
+#: fewer detector runs; its agreement score is lower, so its own operating point (measured the
+#: same way on coco128: recall > 1 % 0.872 at precision 0.906)
+SCORE_AT_55_FAST = 0.54
+VIEW_MODES = {"full": (True, SCORE_AT_55), "fast": (False, SCORE_AT_55_FAST)}
 #: detections below this raw score are dropped before merging (cheap, and none of them matters)
 SCORE_FLOOR = 0.2
 #: IoU above which two person boxes from different views are the same person
@@ -128,11 +133,11 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def confidence(score: float) -> float:
-    """Detector score → Confidence (0–100): a shift on the logit scale so that ``SCORE_AT_55``
-    maps to 55; monotone, so thresholds on Confidence are thresholds on the score."""
+def confidence(score: float, at_55: float = SCORE_AT_55) -> float:
+    """Detector score → Confidence (0–100): a shift on the logit scale so that ``at_55`` maps
+    to 55; monotone, so thresholds on Confidence are thresholds on the score."""
     s = min(max(score, 1e-6), 1 - 1e-6)
-    logit = math.log(s / (1 - s)) - math.log(SCORE_AT_55 / (1 - SCORE_AT_55)) + math.log(55 / 45)
+    logit = math.log(s / (1 - s)) - math.log(at_55 / (1 - at_55)) + math.log(55 / 45)
     return round(100.0 / (1.0 + math.exp(-logit)), 3)
 
 
@@ -151,7 +156,12 @@ class PeopleAnalyzer:
         cache_dir: Path | str | None = None,
         min_confidence: float = 55.0,
         model: Path | None = None,
+        views: str = "full",
     ) -> None:
+        if views not in VIEW_MODES:
+            raise ValueError(f"people views must be one of {', '.join(VIEW_MODES)}, not {views!r}")
+        self.views = views
+        self.tiles, self.score_at_55 = VIEW_MODES[views]
         # cache_dir: accepted for the common analyzer signature; the .tflite is package data and
         # needs no conversion, so nothing is cached.
         self.cache_dir = cache_dir
@@ -159,7 +169,9 @@ class PeopleAnalyzer:
         self.min_confidence = min_confidence
         self.model = Path(model) if model is not None else model_path()
         digest = hashlib.sha256(self.model.read_bytes()).hexdigest()[:12]
-        self.version = f"blazepose-det.{digest}+v{CALIBRATION_VERSION}+min{min_confidence:g}"
+        self.version = f"blazepose-det.{digest}+v{CALIBRATION_VERSION}+min{min_confidence:g}" + (
+            "" if views == "full" else f"+{views}"
+        )
         self._local = threading.local()
 
     # --- inference ------------------------------------------------------------------------------
@@ -202,7 +214,7 @@ class PeopleAnalyzer:
     def detect(self, image: Image.Image) -> list[Detection]:
         """Every detection above ``SCORE_FLOOR`` from every view, in pixels of ``image``."""
         width, height = image.size
-        squares = views(width, height)
+        squares = views(width, height, tiles=self.tiles)
         batch = np.empty((len(squares), INPUT, INPUT, 3), np.float32)
         for i, (x, y, side) in enumerate(squares):
             batch[i] = _view_tensor(image, x, y, side)
@@ -234,7 +246,7 @@ class PeopleAnalyzer:
             width, height = img.size
             instances = []
             for score, (x0, y0, x1, y1) in self.people(img):
-                conf = confidence(score)
+                conf = confidence(score, self.score_at_55)
                 if conf < self.min_confidence and instances:
                     break
                 if x1 - x0 <= 0 or y1 - y0 <= 0:
