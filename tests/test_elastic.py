@@ -161,6 +161,23 @@ def test_mapping_is_explicit(server_url, opened) -> None:
     )
     assert status == 200 and [h["_id"] for h in body["hits"]["hits"]] == [paris.id]
     assert index.get("photos", odd.key).exif == {"GPS": "not a point"}
+    # what the EXIF analyzer writes (with altitude) is found through pixdex_location, and the
+    # record comes back exactly as written
+    gps = {"lat": 45.83, "lon": 6.86, "alt": 4805.6}
+    summit = record(9, exif={"GPS": gps})
+    assert index.upsert([summit]) == []
+    status, body = rest(
+        url,
+        "POST",
+        f"/{index.name}/_search",
+        {
+            "query": {
+                "geo_distance": {"distance": "5km", "pixdex_location": {"lat": 45.8, "lon": 6.9}}
+            }
+        },
+    )
+    assert status == 200 and [h["_id"] for h in body["hits"]["hits"]] == [summit.id], body
+    assert index.get("photos", summit.key).exif == {"GPS": gps}
     # dates are dates: a date histogram over timestamp works
     status, body = rest(
         url,
@@ -171,7 +188,7 @@ def test_mapping_is_explicit(server_url, opened) -> None:
             "aggs": {"t": {"date_histogram": {"field": "timestamp", "calendar_interval": "year"}}},
         },
     )
-    assert status == 200 and body["aggregations"]["t"]["buckets"][0]["doc_count"] == 2
+    assert status == 200 and body["aggregations"]["t"]["buckets"][0]["doc_count"] == 3
 
 
 # --- reindex -------------------------------------------------------------------------------------

@@ -110,6 +110,9 @@ def _search_doc(record: Record) -> dict[str, Any]:
         texts.extend(label.terms())
     words = _Words.many(texts)
     doc["pixdex_path_words"] = sorted(set(words[0]))
+    location = _location(record.exif)
+    if location is not None:
+        doc["pixdex_location"] = location
     i = 1
     for label, out in zip(record.Labels, labels, strict=True):
         terms = label.terms()
@@ -119,9 +122,25 @@ def _search_doc(record: Record) -> dict[str, Any]:
     return doc
 
 
+def _location(exif: dict[str, Any] | None) -> dict[str, float] | None:
+    """exif.GPS as a geo_point ({"lat", "lon"} only): the EXIF altitude the analyzer adds would
+    make the object a malformed geo_point, silently not indexed."""
+    gps = (exif or {}).get("GPS")
+    if not isinstance(gps, dict):
+        return None
+    try:
+        lat, lon = float(gps["lat"]), float(gps["lon"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if -90 <= lat <= 90 and -180 <= lon <= 180:
+        return {"lat": lat, "lon": lon}
+    return None
+
+
 def _record(source: dict[str, Any]) -> Record:
     source = dict(source)
     source.pop("pixdex_path_words", None)
+    source.pop("pixdex_location", None)
     labels = []
     for label in source.get("Labels") or []:
         if isinstance(label, dict):
@@ -188,6 +207,8 @@ def _mapping() -> dict[str, Any]:
                 "properties": {"GPS": {"type": "geo_point", "ignore_malformed": True}},
             },
             "pixdex_path_words": keyword,
+            # exif.GPS lat/lon as a geo_point (distance and bounding-box queries, map dashboards)
+            "pixdex_location": {"type": "geo_point"},
         },
     }
 
