@@ -112,3 +112,19 @@ def test_unusable_index_or_source_is_one_clear_line(tmp_path: Path):
     assert result.exit_code == 3
     assert "not a folder" in result.stderr
     assert run("search").exit_code == 2
+
+
+def test_bad_settings_are_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A bad value from an env var or a broken config file: exit 2, which setting and why."""
+    monkeypatch.setenv("PIXDEX_PEOPLE_VIEWS", "bogus")
+    result = run("stats", "--index", str(tmp_path / "i.db"))
+    assert result.exit_code == 2
+    assert "people_views = 'bogus'" in result.stderr and "PIXDEX_PEOPLE_VIEWS" in result.stderr
+    monkeypatch.delenv("PIXDEX_PEOPLE_VIEWS")
+    config = tmp_path / "config.toml"
+    config.write_text("model = \n")
+    monkeypatch.setenv("PIXDEX_CONFIG", str(config))
+    result = run("search", "dog", "--index", str(tmp_path / "i.db"))
+    assert result.exit_code == 2
+    assert f"config file {config} is not valid TOML" in result.stderr
+    assert not (tmp_path / "i.db").exists()  # nothing was opened or created

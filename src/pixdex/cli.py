@@ -27,7 +27,7 @@ from rich.progress import (
 from rich.table import Table
 
 from pixdex import __version__
-from pixdex.config import load_settings
+from pixdex.config import ConfigError, Settings, load_settings
 from pixdex.indexes.base import IndexUnavailable, SearchQuery
 from pixdex.sources.base import SourceError
 
@@ -50,6 +50,15 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON out
 
 EXIT_PARTIAL = 1
 EXIT_UNAVAILABLE = 3
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Settings for a command; a bad value (flag, env var, config file) is a usage error."""
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
 
 
 @contextmanager
@@ -106,7 +115,7 @@ def index(
     from pixdex.pipeline import build_pipeline
     from pixdex.sources import open_source
 
-    settings = load_settings(
+    settings = _settings(
         index=index,
         model=model,
         people=people,
@@ -187,7 +196,7 @@ def search(
     if not text and not label and not (bucket or prefix or since or until):
         err.print("[red]error:[/red] give a search text, --label, or a filter")
         raise typer.Exit(2)
-    settings = load_settings(index=index)
+    settings = _settings(index=index)
     query = SearchQuery(
         text=text,
         labels=tuple(label or ()),
@@ -250,7 +259,7 @@ def detect_labels(
     from pixdex.analyzers.detect import LabelDetector
     from pixdex.imaging import ImageError
 
-    settings = load_settings(
+    settings = _settings(
         model=model, people=people, min_confidence=min_confidence, max_labels=max_labels
     )
     detector = LabelDetector(settings)
@@ -280,7 +289,7 @@ def stats(
     """Counts, top labels, index location, model versions (and failures)."""
     from pixdex.indexes import open_index
 
-    settings = load_settings(index=index)
+    settings = _settings(index=index)
     with _fatal_errors():
         idx = open_index(settings.index, settings)
         st = idx.stats()
@@ -329,7 +338,7 @@ def reindex(
     from pixdex.indexes import SERVER_SCHEMES
     from pixdex.indexes.elastic import ElasticIndex
 
-    settings = load_settings(index=index, model=model, people=people, endpoint_url=endpoint_url)
+    settings = _settings(index=index, model=model, people=people, endpoint_url=endpoint_url)
     if not settings.index.startswith(SERVER_SCHEMES):
         err.print(
             "[red]error:[/red] reindex needs an es+… or opensearch+… index URL (--index); "
@@ -372,7 +381,7 @@ def serve(
 
     from pixdex.api.app import create_app
 
-    settings = load_settings(index=index, webhook_token=webhook_token, endpoint_url=endpoint_url)
+    settings = _settings(index=index, webhook_token=webhook_token, endpoint_url=endpoint_url)
     err.print(f"pixdex serving {settings.index} on http://{host}:{port}/")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
@@ -392,7 +401,7 @@ def watch(
     from pixdex.pipeline import build_pipeline
     from pixdex.sources.watch import watch_folder
 
-    settings = load_settings(index=index, people=people)
+    settings = _settings(index=index, people=people)
     stop = threading.Event()
     with _fatal_errors():
         pipeline = build_pipeline(settings)
@@ -424,7 +433,7 @@ def worker(
     """Long-poll S3 notifications from SQS and index/delete accordingly; run as many as needed."""
     from pixdex.worker import run_worker
 
-    settings = load_settings(index=index, endpoint_url=endpoint_url)
+    settings = _settings(index=index, endpoint_url=endpoint_url)
     with _fatal_errors():
         stats_ = run_worker(
             settings,

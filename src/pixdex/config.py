@@ -7,11 +7,12 @@ field name below (e.g. ``index = "es+http://127.0.0.1:9200/photos"``).
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from platformdirs import user_cache_dir, user_config_dir, user_data_dir
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -84,6 +85,20 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, toml)
 
 
+class ConfigError(ValueError):
+    """A setting has a value pixdex cannot use: says which, where it can come from, and why."""
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Settings with CLI flags (``None`` means 'not given') taking precedence."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))} = {e.get('input')!r}: {e['msg']}"
+            f" (flag, PIXDEX_{str(e['loc'][0]).upper()} or {default_config_file()})"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"invalid setting: {problems}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {default_config_file()} is not valid TOML: {exc}") from None
