@@ -101,44 +101,24 @@ class LabelAnalyzer:
         return e / e.sum(axis=1, keepdims=True)
 
     def scores(self, probs: np.ndarray) -> dict[str, float]:
-        """Every label's confidence (0–100) for one image: classes and parents."""
-        tax = self.taxonomy
-        parent_p = np.minimum(tax.membership @ probs.astype(np.float32), 1.0)
-        out = {c.name: float(p) * 100 for c, p in zip(tax.classes, probs, strict=True)}
-        out.update({n: float(p) * 100 for n, p in zip(tax.parent_names, parent_p, strict=True)})
-        return out
+        """Every label's confidence (0–100) for one image, by name: classes and parents."""
+        conf = self.taxonomy.confidences(probs)
+        return {info.name: float(c) for info, c in zip(self.taxonomy.labels, conf, strict=True)}
 
     def labels(self, probs: np.ndarray) -> list[Label]:
-        tax = self.taxonomy
-        scores = self.scores(probs)
+        labels = self.taxonomy.labels
+        conf = self.taxonomy.confidences(probs)
+        # only the few labels that can be kept are sorted (there are ~1,160 in all)
+        keepable = np.flatnonzero(conf >= min(GUESS_FLOOR, self.min_confidence))
         ranked = sorted(
-            ((conf, name) for name, conf in scores.items()), key=lambda t: (-t[0], t[1])
+            ((float(conf[i]), labels[i].name, labels[i]) for i in keepable),
+            key=lambda t: (-t[0], t[1]),
         )
-        picked = [
-            (conf, name)
-            for i, (conf, name) in enumerate(ranked[: self.max_labels])
-            if conf >= self.min_confidence or (i < MIN_LABELS and conf >= GUESS_FLOOR)
+        return [
+            _label(info, round(c, 3))
+            for i, (c, _, info) in enumerate(ranked[: self.max_labels])
+            if c >= self.min_confidence or i < MIN_LABELS
         ]
-        out = []
-        for conf, name in picked:
-            info = tax.parents.get(name) or _class_info(tax, name)
-            out.append(_label(info, round(conf, 3)))
-        return out
-
-
-def _class_info(tax: Taxonomy, name: str) -> LabelInfo:
-    index = _class_index(tax)
-    return tax.classes[index[name]]
-
-
-_INDEX_CACHE: dict[int, dict[str, int]] = {}
-
-
-def _class_index(tax: Taxonomy) -> dict[str, int]:
-    key = id(tax)
-    if key not in _INDEX_CACHE:
-        _INDEX_CACHE[key] = {c.name: i for i, c in enumerate(tax.classes)}
-    return _INDEX_CACHE[key]
 
 
 def _label(info: LabelInfo, confidence: float) -> Label:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -33,17 +33,25 @@ class Taxonomy:
     parents: dict[str, LabelInfo]
     #: (parent labels × classes) 0/1 matrix: parent probability = membership @ class probabilities
     membership: np.ndarray
-    parent_names: tuple[str, ...]
     #: short hash of the data file: part of the label analyzer's version
     digest: str
+    #: every label the vocabulary can emit, classes then parents, in the order of ``confidences``
+    labels: tuple[LabelInfo, ...] = field(init=False)
+    by_name: dict[str, LabelInfo] = field(init=False)
+
+    def __post_init__(self) -> None:
+        labels = self.classes + tuple(self.parents.values())
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "by_name", {info.name: info for info in labels})
 
     def info(self, name: str) -> LabelInfo | None:
-        return self.parents.get(name) or next((c for c in self.classes if c.name == name), None)
+        return self.by_name.get(name)
 
-    @property
-    def names(self) -> list[str]:
-        """Every label the vocabulary can emit (classes and parents)."""
-        return [c.name for c in self.classes] + list(self.parent_names)
+    def confidences(self, probs: np.ndarray) -> np.ndarray:
+        """Class probabilities (1000,) → every label's confidence (0–100), aligned with
+        ``labels``: a parent's is the summed probability of the classes below it."""
+        parent_p = np.minimum(self.membership @ probs.astype(np.float32), 1.0)
+        return np.concatenate([probs, parent_p.astype(probs.dtype)]) * 100
 
 
 @cache
@@ -54,15 +62,14 @@ def imagenet() -> Taxonomy:
         LabelInfo(c["Name"], tuple(c["Parents"]), tuple(c["Aliases"]), tuple(c["Categories"]))
         for c in data["classes"]
     )
-    parent_names = tuple(sorted(data["parents"]))
     parents = {
         name: LabelInfo(name, tuple(p["Parents"]), (), tuple(p["Categories"]))
-        for name, p in data["parents"].items()
+        for name, p in sorted(data["parents"].items())
     }
-    row = {name: i for i, name in enumerate(parent_names)}
-    membership = np.zeros((len(parent_names), len(classes)), dtype=np.float32)
+    row = {name: i for i, name in enumerate(parents)}
+    membership = np.zeros((len(parents), len(classes)), dtype=np.float32)
     for j, c in enumerate(data["classes"]):
         for ancestor in c["Ancestors"]:
             membership[row[ancestor], j] = 1.0
     digest = hashlib.sha256(raw).hexdigest()[:8]
-    return Taxonomy(classes, parents, membership, parent_names, digest)
+    return Taxonomy(classes, parents, membership, digest)
