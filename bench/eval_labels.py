@@ -21,9 +21,14 @@ import os
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pixdex.models.classifier import Classifier
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PIXDEX_SHARED", REPO.parent / "shared"))
@@ -114,11 +119,18 @@ def score(
     return q
 
 
-def logits_for(images: list[Path], model: str, batch: int = 16) -> np.ndarray:
-    from pixdex.imaging import decode
+@cache
+def classifier(model: str) -> Classifier:
+    """One ONNX Runtime session per model for the run (the temperature fit scores 21 times)."""
     from pixdex.models.classifier import Classifier
 
-    clf = Classifier(model)
+    return Classifier(model)
+
+
+def logits_for(images: list[Path], model: str, batch: int = 16) -> np.ndarray:
+    from pixdex.imaging import decode
+
+    clf = classifier(model)
     out = []
     for i in range(0, len(images), batch):
         decoded = [decode(p.read_bytes(), min_side=clf.min_side) for p in images[i : i + batch]]
@@ -128,9 +140,8 @@ def logits_for(images: list[Path], model: str, batch: int = 16) -> np.ndarray:
 
 def label_scores(logits: np.ndarray, model: str, temperature: float | None) -> list[dict]:
     from pixdex.analyzers.labels import LabelAnalyzer
-    from pixdex.models.classifier import Classifier
 
-    analyzer = LabelAnalyzer(Classifier(model), temperature=temperature)
+    analyzer = LabelAnalyzer(classifier(model), temperature=temperature)
     return [analyzer.scores(p) for p in analyzer.probabilities(logits)]
 
 
@@ -239,6 +250,8 @@ def main() -> None:
         f" = {q.salient_recall:.3f}"
     )
     print(f"precision of mapped labels: {q.correct}/{q.emitted} = {q.precision:.3f}")
+    unlabelled = sum(max(s.values()) < args.min_confidence for s in scores)
+    print(f"photos with no label >= {args.min_confidence}: {unlabelled}/{len(scores)}")
     print("per category (found/annotated):")
     for cat, (n, k) in sorted(q.per_category.items(), key=lambda kv: -kv[1][0]):
         print(f"  {cat:<16} {k}/{n}")
