@@ -85,10 +85,11 @@ def main() -> None:
     ap.add_argument("--coco", type=Path, default=REPO.parent / "shared" / "data" / "coco128")
     ap.add_argument("--threads", type=int, default=1, help="TFLite threads")
     ap.add_argument("--ablation", action="store_true")
+    ap.add_argument("--views", choices=sorted(P.VIEW_MODES), default="full")
     args = ap.parse_args()
 
     files, share, truth = load_truth(args.coco)
-    analyzer = P.PeopleAnalyzer(threads=args.threads, min_confidence=0)
+    analyzer = P.PeopleAnalyzer(threads=args.threads, min_confidence=0, views=args.views)
     blobs = {f: (args.coco / "images" / f).read_bytes() for f in files}
     analyzer.detect(decode(blobs[files[0]]).image)  # warm up
 
@@ -103,7 +104,7 @@ def main() -> None:
         raw[f] = analyzer.detect(img)
         t_detect += time.perf_counter() - t1
         t_decode += t1 - t0
-        nviews[f] = len(P.views(*img.size))
+        nviews[f] = len(P.views(*img.size, tiles=analyzer.tiles))
         nsquares[f] = len(P.views(*img.size, tiles=False))
     n = len(files)
     print(
@@ -128,8 +129,14 @@ def main() -> None:
 
     ths = [0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.72, 0.75, 0.8, 0.9]
     scores = image_scores()
-    table("all views, agreement score (what PeopleAnalyzer does)", scores, share, ths)
-    print(f"  operating point: score {P.SCORE_AT_55} = Confidence 55")
+    table(f"views={args.views}, agreement score (what PeopleAnalyzer does)", scores, share, ths)
+    print(f"  operating point: score {analyzer.score_at_55} = Confidence 55")
+    called = {f for f, v in scores.items() if v >= analyzer.score_at_55}
+    big = {f for f, v in share.items() if v > 0.01}
+    print(
+        f"  at the operating point: recall>1% {len(called & big)}/{len(big)},"
+        f" precision {len(called & set(share))}/{len(called)}"
+    )
     for p in (0.9, 0.95):
         print(f"  best recall at precision >= {p}: {best_at(scores, share, p)}")
 
