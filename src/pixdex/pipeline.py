@@ -319,23 +319,18 @@ class Reanalyzer:
     def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
         self.pipeline = pipeline
         self.settings = settings
-        self.sources: dict[tuple[bool, str], Source] = {}
+        self.sources: dict[str, Source] = {}  # by location: one S3 client per bucket
         self.kept: list[Failure] = []
         self.reanalyzed = 0
 
     def _source(self, record: Record) -> Source:
-        from pixdex.sources.local import LocalSource
-        from pixdex.sources.s3 import S3Source
+        from pixdex.sources import open_source
 
         s3 = bool(record.uri and record.uri.startswith("s3://"))
-        key = (s3, record.bucket)
-        if key not in self.sources:
-            self.sources[key] = (
-                S3Source.from_uri(f"s3://{record.bucket}/", self.settings)
-                if s3
-                else LocalSource(record.bucket)
-            )
-        return self.sources[key]
+        location = f"s3://{record.bucket}/" if s3 else record.bucket
+        if location not in self.sources:
+            self.sources[location] = open_source(location, self.settings)
+        return self.sources[location]
 
     def __call__(self, record: Record) -> Record:
         if record.analyzers == self.pipeline.versions:
