@@ -61,6 +61,14 @@ def _settings(**overrides: Any) -> Settings:
         raise typer.Exit(2) from None
 
 
+def _list_failures(tag: str, failures: list[Any], *, more: str, limit: int = 20) -> None:
+    """One line per failed object (key: reason), the first ``limit`` of them."""
+    for failure in failures[:limit]:
+        err.print(f"[yellow]{tag}[/yellow] {failure.key}: {failure.reason}", soft_wrap=True)
+    if len(failures) > limit:
+        err.print(f"… and {len(failures) - limit} more: {more}")
+
+
 @contextmanager
 def _fatal_errors():
     """Errors that make the whole command impossible: one clear line, exit code 3."""
@@ -139,10 +147,7 @@ def index(
         table.add_row("not indexed (re-run to finish)", str(summary.not_indexed))
     table.add_row("index", pipeline.index.location)
     err.print(table)
-    for failure in summary.failures[:20]:
-        err.print(f"[yellow]failed[/yellow] {failure.key}: {failure.reason}", soft_wrap=True)
-    if len(summary.failures) > 20:
-        err.print(f"… and {len(summary.failures) - 20} more: pixdex stats --failures")
+    _list_failures("failed", summary.failures, more="pixdex stats --failures")
     for write_error in summary.write_errors[:5]:
         err.print(f"[red]not indexed[/red] {write_error.key}: {write_error.reason}", soft_wrap=True)
     if not summary.ok:
@@ -360,8 +365,7 @@ def reindex(
     err.print(f"copied {result.copied} record(s) into {result.new}; alias {target.name} moved{old}")
     if transform is not None:
         err.print(f"re-analyzed {transform.reanalyzed}; kept {len(transform.kept)} old record(s)")
-        for failure in transform.kept[:20]:
-            err.print(f"[yellow]kept old[/yellow] {failure.key}: {failure.reason}", soft_wrap=True)
+        _list_failures("kept old", transform.kept, more="the log has every one")
         if transform.kept:
             raise typer.Exit(EXIT_PARTIAL)
 
