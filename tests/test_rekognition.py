@@ -414,6 +414,12 @@ def test_analyzer_setting_from_env_and_config_and_bad_names(
     assert [a.name for a in chosen] == ["rekognition", "exif"]
     assert isinstance(chosen[0], RekognitionAnalyzer)
 
+    # AWS_REGION counts (Lambda sets it; botocore itself reads only AWS_DEFAULT_REGION)
+    with monkeypatch.context() as env:
+        env.delenv("AWS_DEFAULT_REGION")
+        env.setenv("AWS_REGION", "eu-west-2")
+        assert RekognitionAnalyzer.from_settings(Settings()).region == "eu-west-2"
+
     config = tmp_path / "config.toml"
     config.write_text('analyzer = ["rekognition"]\nrekognition_features = ["IMAGE_PROPERTIES"]\n')
     monkeypatch.setenv("PIXDEX_CONFIG", str(config))

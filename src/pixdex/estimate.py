@@ -3,7 +3,8 @@ would cost — counted from the listing and the index, without reading a photo o
 
 The price is an assumption the user can and should check: ``rekognition_price`` (USD per image
 per billed unit), by default the list price of DetectLabels/DetectText for the first million
-images a month in us-east-1 as we knew it (PRICE_ASSUMED_ON). Each DetectLabels feature
+images a month in us-east-1 as pixdex knew it — not verifiable from the machine it was written
+on (no internet) on PRICE_ASSUMED_ON. Each DetectLabels feature
 (GENERAL_LABELS, IMAGE_PROPERTIES) and DetectText is counted as one billed unit per photo.
 """
 
@@ -48,9 +49,10 @@ class Estimate:
         )
         lines.append(
             f"estimated price: ${self.cost:,.2f} at ${self.price:g} per image per unit "
-            f"(assumed: rekognition_price, AWS list price in us-east-1 for the first million "
-            f"images a month as of {PRICE_ASSUMED_ON}; check yours, and note that touched but "
-            "identical folder files are skipped after hashing, so the real count can be lower)"
+            "(assumed: rekognition_price, AWS's us-east-1 list price for the first million "
+            f"images a month as pixdex knew it, not verified on {PRICE_ASSUMED_ON}: check yours; "
+            "touched but identical folder files are skipped after hashing, so the real count "
+            "can be lower)"
         )
         return "\n".join(lines)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -391,7 +392,13 @@ def make_rekognition_client(settings: Settings) -> tuple[Any, str | None, str | 
 
     endpoint = settings.rekognition_endpoint_url
     session = boto3.session.Session()
-    region = settings.rekognition_region or session.region_name
+    # botocore reads AWS_DEFAULT_REGION only; AWS_REGION is what Lambda and the other SDKs set.
+    region = (
+        settings.rekognition_region
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or session.region_name
+    )
     try:
         client = make_client(
             endpoint_url=endpoint,
