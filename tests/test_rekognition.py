@@ -467,3 +467,81 @@ def test_records_keep_the_labels_json_as_rekognition_sent_it(
     record = pipeline.index.get(str(photos.resolve()), sorted(os.listdir(photos))[0])
     assert json.loads(json.dumps(record.to_json()["Labels"])) == [label]
     assert record.LabelModelVersion == "3.0"
+
+
+def test_reindex_reanalyze_with_rekognition_on_elasticsearch(
+    scripted: ScriptedRekognition,
+    elasticsearch_url: str,
+    photos: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """`pixdex reindex --reanalyze --analyzer rekognition`: an index built by a local analyzer
+    gets Rekognition's labels behind the alias; the summary says what it cost."""
+    import uuid
+
+    from typer.testing import CliRunner
+
+    from pixdex.cli import app
+    from pixdex.indexes.base import SearchQuery
+    from pixdex.indexes.elastic import ElasticIndex
+
+    url = f"es+{elasticsearch_url}/rek-{uuid.uuid4().hex[:8]}?refresh=true"
+    monkeypatch.setenv("PIXDEX_REKOGNITION_ENDPOINT_URL", scripted.url)
+    runner = CliRunner()
+    done = runner.invoke(app, ["index", str(photos), "--index", url, "--analyzer", "exif", "-q"])
+    assert done.exit_code == 0, done.output
+    assert scripted.received == []
+    done = runner.invoke(
+        app, ["reindex", "--index", url, "--reanalyze", "--analyzer", "rekognition"]
+    )
+    assert done.exit_code == 0, done.output
+    assert "re-analyzed 4; kept 0" in done.stderr
+    assert "rekognition: calls 4, throttled 0, retried 0, failed 0" in done.stderr
+    index = ElasticIndex.from_url(url)
+    try:
+        hits = index.search(SearchQuery(labels=["Scripted"], limit=10)).hits
+        assert len(hits) == 4
+        for hit in hits:
+            assert hit.record.analyzers == {
+                "rekognition": "detectlabels+general_labels+min55+max50"
+            }
+            assert hit.record.to_json()["rekognition"] == {"image": "Bytes"}
+    finally:
+        index.drop()
+        index.close()
+
+
+def test_watch_with_rekognition_indexes_a_new_file(
+    scripted: ScriptedRekognition, tmp_path: Path, coco_images: list[Path]
+):
+    """`pixdex watch` semantics with the Rekognition analyzer: a file copied in is sent once."""
+    import threading
+    import time
+
+    from pixdex.sources.watch import watch_folder
+
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    pipeline = build_pipeline(settings_for(tmp_path, scripted.url))
+    stop, ready = threading.Event(), threading.Event()
+    thread = threading.Thread(
+        target=watch_folder,
+        args=(folder, pipeline),
+        kwargs={"stop_event": stop, "debounce": 0.3, "ready": ready},
+        daemon=True,
+    )
+    thread.start()
+    try:
+        assert ready.wait(30)
+        shutil.copy(coco_images[5], folder / "new.jpg")
+        deadline = time.monotonic() + 20
+        while pipeline.index.get(str(folder.resolve()), "new.jpg") is None:
+            assert time.monotonic() < deadline, "the new file was not indexed"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    (call,) = scripted.calls()
+    assert call.image_bytes == coco_images[5].read_bytes()
+    record = pipeline.index.get(str(folder.resolve()), "new.jpg")
+    assert [lb.Name for lb in record.Labels] == ["Scripted"]
