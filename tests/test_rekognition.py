@@ -545,3 +545,54 @@ def test_watch_with_rekognition_indexes_a_new_file(
     assert call.image_bytes == coco_images[5].read_bytes()
     record = pipeline.index.get(str(folder.resolve()), "new.jpg")
     assert [lb.Name for lb in record.Labels] == ["Scripted"]
+
+
+def test_worker_with_rekognition_via_sqs(
+    moto_server: Process, moto_bucket: str, sqs_queue, tmp_path: Path
+):
+    """`pixdex worker` with the Rekognition analyzer: an S3 notification from a real SQS server
+    (ElasticMQ) is indexed by S3Object (no download), and the worker's stats carry the calls."""
+    import threading
+    import time
+
+    from pixdex.worker import run_worker
+
+    client = s3_client(moto_server)
+    key = "in/from-queue.jpg"
+    data = next(Path(__file__).parent.parent.glob("samples/*.jpg")).read_bytes()
+    etag = client.put_object(Bucket=moto_bucket, Key=key, Body=data)["ETag"].strip('"')
+    sqs_queue.client.send_message(
+        QueueUrl=sqs_queue.url,
+        MessageBody=json.dumps(
+            {"Records": [aws_record(moto_bucket, key, size=len(data), etag=etag)]}
+        ),
+    )
+    settings = settings_for(tmp_path, moto_server.url, endpoint_url=moto_server.url)
+    pipeline = build_pipeline(settings)
+    stop, result = threading.Event(), {}
+
+    def work() -> None:
+        result["stats"] = run_worker(
+            settings,
+            sqs_queue.url,
+            sqs=sqs_queue.client,
+            wait_seconds=1,
+            stop_event=stop,
+            pipeline=pipeline,
+        )
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while pipeline.index.get(moto_bucket, key) is None:
+            assert time.monotonic() < deadline and thread.is_alive()
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    stats = result["stats"]
+    assert (stats.indexed, stats.failed, stats.deleted) == (1, 0, 1)
+    assert stats.remote == {"rekognition": {"calls": 1, "throttled": 0, "retried": 0, "failed": 0}}
+    assert pipeline.index.get(moto_bucket, key).to_json()["rekognition"] == {"image": "S3Object"}
+    assert object_gets(moto_server, moto_bucket) == []

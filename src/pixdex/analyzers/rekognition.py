@@ -189,12 +189,13 @@ class RekognitionAnalyzer:
 
     # --- the ObjectAnalyzer contract ----------------------------------------------------------
     def reads_by_reference(self, source: Source) -> bool:
-        s3_client = getattr(source, "client", None)
-        if self.s3object == "never" or s3_client is None or not hasattr(source, "head"):
-            return False  # not an S3 source
+        from pixdex.sources.s3 import S3Source
+
+        if self.s3object == "never" or not isinstance(source, S3Source):
+            return False
         if self.s3object == "always":
             return True
-        s3_url = s3_client.meta.endpoint_url
+        s3_url = source.client.meta.endpoint_url
         both_aws = _is_aws(s3_url) and _is_aws(self.endpoint_url)
         return both_aws or _origin(s3_url) == _origin(self.endpoint_url)
 
