@@ -47,6 +47,14 @@ IndexOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+AnalyzerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--analyzer",
+        help="local (default), rekognition (Amazon Rekognition, billed per image), or a comma "
+        "list such as rekognition,exif (docs/rekognition.md).",
+    ),
+]
 
 EXIT_PARTIAL = 1
 EXIT_UNAVAILABLE = 3
@@ -117,6 +125,14 @@ def index(
     endpoint_url: Annotated[
         str | None, typer.Option(help="S3-compatible endpoint, e.g. http://127.0.0.1:9000")
     ] = None,
+    analyzer: AnalyzerOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Count what would be analyzed (and what Rekognition would cost); change nothing.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Index every image under SOURCE: new and changed ones are analyzed, unchanged skipped."""
@@ -131,9 +147,15 @@ def index(
         workers=workers,
         threads=threads,
         endpoint_url=endpoint_url,
+        analyzer=analyzer,
     )
-    with _fatal_errors():
+    with _fatal_errors(), _config_errors():
         src = open_source(source, settings)
+        if dry_run:
+            from pixdex.estimate import dry_run as estimate
+
+            print(estimate(src, settings, force=force))
+            return
         pipeline = build_pipeline(settings)
         with _progress(quiet) as progress:
             summary = pipeline.run(src, prune=prune, force=force, progress=progress)
@@ -146,12 +168,33 @@ def index(
     if summary.not_indexed:
         table.add_row("not indexed (re-run to finish)", str(summary.not_indexed))
     table.add_row("index", pipeline.index.location)
+    for name, usage in _remote_usage(pipeline):
+        table.add_row(name, usage)
     err.print(table)
     _list_failures("failed", summary.failures, more="pixdex stats --failures")
     for write_error in summary.write_errors[:5]:
         err.print(f"[red]not indexed[/red] {write_error.key}: {write_error.reason}", soft_wrap=True)
     if not summary.ok:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+@contextmanager
+def _config_errors():
+    """A setting only an analyzer can check (an unknown analyzer name, no AWS region): exit 2."""
+    try:
+        yield
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _remote_usage(pipeline: Any) -> list[tuple[str, str]]:
+    """(analyzer, "calls N, throttled N, retried N, failed N") for each remote analyzer."""
+    return [
+        (a.name, ", ".join(f"{k} {v}" for k, v in a.usage.items()))
+        for a in getattr(pipeline, "object_analyzers", [])
+        if hasattr(a, "usage")
+    ]
 
 
 @contextmanager
@@ -337,20 +380,23 @@ def reindex(
     model: Annotated[str | None, typer.Option(help="efficientnet-lite0 | -lite2")] = None,
     people: Annotated[bool | None, typer.Option(help="Detect people (Person label).")] = None,
     endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint.")] = None,
+    analyzer: AnalyzerOpt = None,
 ) -> None:
     """Elasticsearch/OpenSearch: build a new index (current mapping, optionally re-analyzed),
     then swap the alias atomically — searches keep working throughout."""
     from pixdex.indexes import SERVER_SCHEMES
     from pixdex.indexes.elastic import ElasticIndex
 
-    settings = _settings(index=index, model=model, people=people, endpoint_url=endpoint_url)
+    settings = _settings(
+        index=index, model=model, people=people, endpoint_url=endpoint_url, analyzer=analyzer
+    )
     if not settings.index.startswith(SERVER_SCHEMES):
         err.print(
             "[red]error:[/red] reindex needs an es+… or opensearch+… index URL (--index); "
             "the SQLite index is re-analyzed in place by pixdex index"
         )
         raise typer.Exit(2)
-    with _fatal_errors():
+    with _fatal_errors(), _config_errors():
         target = ElasticIndex.from_url(settings.index, settings)
         transform = None
         if reanalyze:
@@ -365,6 +411,8 @@ def reindex(
     err.print(f"copied {result.copied} record(s) into {result.new}; alias {target.name} moved{old}")
     if transform is not None:
         err.print(f"re-analyzed {transform.reanalyzed}; kept {len(transform.kept)} old record(s)")
+        for name, usage in _remote_usage(transform.pipeline):
+            err.print(f"{name}: {usage}")
         _list_failures("kept old", transform.kept, more="the log has every one")
         if transform.kept:
             raise typer.Exit(EXIT_PARTIAL)
@@ -398,6 +446,7 @@ def watch(
         bool, typer.Option(help="Poll instead of inotify (network mounts).")
     ] = False,
     people: Annotated[bool | None, typer.Option(help="Detect people (Person label).")] = None,
+    analyzer: AnalyzerOpt = None,
 ) -> None:
     """Index FOLDER, then follow new, changed, moved and deleted files until Ctrl-C."""
     import threading
@@ -405,14 +454,16 @@ def watch(
     from pixdex.pipeline import build_pipeline
     from pixdex.sources.watch import watch_folder
 
-    settings = _settings(index=index, people=people)
+    settings = _settings(index=index, people=people, analyzer=analyzer)
     stop = threading.Event()
-    with _fatal_errors():
+    with _fatal_errors(), _config_errors():
         pipeline = build_pipeline(settings)
 
         def report(summary: Any) -> None:
+            usage = "".join(f"; {name}: {line}" for name, line in _remote_usage(pipeline))
             err.print(
                 f"indexed {summary.indexed}, removed {summary.deleted}, failed {summary.failed}"
+                + usage
                 + "".join(f"\n  failed {f.key}: {f.reason}" for f in summary.failures)
             )
 
@@ -433,12 +484,13 @@ def worker(
     visibility_timeout: Annotated[
         int | None, typer.Option(help="Override the queue's visibility timeout (s).")
     ] = None,
+    analyzer: AnalyzerOpt = None,
 ) -> None:
     """Long-poll S3 notifications from SQS and index/delete accordingly; run as many as needed."""
     from pixdex.worker import run_worker
 
-    settings = _settings(index=index, endpoint_url=endpoint_url)
-    with _fatal_errors():
+    settings = _settings(index=index, endpoint_url=endpoint_url, analyzer=analyzer)
+    with _fatal_errors(), _config_errors():
         stats_ = run_worker(
             settings,
             sqs_queue_url,

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from platformdirs import user_cache_dir, user_config_dir, user_data_dir
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -33,6 +34,10 @@ def default_index() -> str:
 
 def default_cache_dir() -> Path:
     return Path(user_cache_dir(APP))
+
+
+#: A list setting: a TOML list, or comma-separated in a flag or ``PIXDEX_*`` variable.
+Names = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -71,6 +76,51 @@ class Settings(BaseSettings):
     )
     # HTTP API / webhooks
     webhook_token: str | None = None
+    # Which analyzers run (docs/rekognition.md has what each combination produces)
+    analyzer: Names = Field(
+        default=["local"],
+        description="local (the default local set) and/or rekognition, or single local "
+        "analyzers: labels, people, properties, exif",
+    )
+    # Amazon Rekognition (analyzer = "rekognition"); min_confidence/max_labels apply to it too
+    rekognition_region: str | None = Field(default=None, description="default: the AWS chain")
+    rekognition_endpoint_url: str | None = Field(
+        default=None, description="a Rekognition-compatible endpoint (pixdex serve, moto)"
+    )
+    rekognition_features: Names = Field(
+        default=["GENERAL_LABELS"], description="GENERAL_LABELS and/or IMAGE_PROPERTIES"
+    )
+    rekognition_include_labels: Names = Field(default_factory=list)
+    rekognition_exclude_labels: Names = Field(default_factory=list)
+    rekognition_include_categories: Names = Field(default_factory=list)
+    rekognition_exclude_categories: Names = Field(default_factory=list)
+    rekognition_text: bool = Field(default=False, description="also call DetectText (billed)")
+    rekognition_rate: float = Field(
+        default=4.0, gt=0, description="calls per second at most, per operation"
+    )
+    rekognition_concurrency: int = Field(default=4, ge=1, le=64)
+    rekognition_max_attempts: int = Field(default=8, ge=1, le=20)
+    rekognition_s3object: Literal["auto", "always", "never"] = Field(
+        default="auto", description="send S3 objects by reference (no download)"
+    )
+    rekognition_price: float = Field(
+        default=0.001, ge=0, description="USD per image per call, for --dry-run"
+    )
+
+    @field_validator(
+        "analyzer",
+        "rekognition_features",
+        "rekognition_include_labels",
+        "rekognition_exclude_labels",
+        "rekognition_include_categories",
+        "rekognition_exclude_categories",
+        mode="before",
+    )
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @classmethod
     def settings_customise_sources(
