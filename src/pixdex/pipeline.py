@@ -7,7 +7,7 @@ releases the GIL too). Each batch is written in one index call; with SQLite that
 transaction, so a run killed half-way keeps every batch written before the kill and nothing
 partial.
 
-Object analyzers (``analyzers.base.ObjectAnalyzer``: remote services such as Rekognition) run in
+Remote analyzers (``analyzers.base.RemoteAnalyzer``: remote services such as Rekognition) run in
 the same pool, one object per call, after the fetch. What is read depends on who needs it: pixels
 are decoded only when a pixel analyzer runs, and an object is not fetched at all when every
 analyzer reads it by reference (Rekognition given an ``S3Object``) — the no-download path.
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pixdex.analyzers import default_analyzers  # noqa: F401 - tests build pipelines from it
-from pixdex.analyzers.base import Analyzer, Failed, ObjectAnalyzer, Photo, merge_partials
+from pixdex.analyzers.base import Analyzer, Failed, Photo, RemoteAnalyzer, merge_partials
 from pixdex.imaging import DEFAULT_MAX_PIXELS, DecodedImage, ImageError, decode
 from pixdex.indexes.base import Index, Indexed, WriteError
 from pixdex.records import Failure, Record, analysis_version
@@ -70,7 +70,7 @@ class _Fetched:
     sha256: str | None  # None: not read (every analyzer read it by reference)
     size: int | None
     image: DecodedImage | None  # decoded pixels, when a pixel analyzer runs
-    remote: dict[str, Any] = field(default_factory=dict)  # the object analyzers' merged partial
+    remote: dict[str, Any] = field(default_factory=dict)  # the remote analyzers' merged partial
     unchanged: bool = False  # content identical to the indexed one: only refresh the fingerprint
 
 
@@ -86,16 +86,16 @@ Progress = Callable[[int], None]
 class Pipeline:
     def __init__(
         self,
-        analyzers: Sequence[Analyzer | ObjectAnalyzer],
+        analyzers: Sequence[Analyzer | RemoteAnalyzer],
         index: Index,
         *,
         batch_size: int = 16,
         workers: int = 2,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
-        #: pixel analyzers (batched, in the calling thread) and object analyzers (in the pool)
+        #: pixel analyzers (batched, in the calling thread) and remote analyzers (in the pool)
         self.analyzers: list[Analyzer] = [a for a in analyzers if not _is_object_analyzer(a)]
-        self.object_analyzers: list[ObjectAnalyzer] = [
+        self.object_analyzers: list[RemoteAnalyzer] = [
             a for a in analyzers if _is_object_analyzer(a)
         ]
         self.index = index
@@ -109,7 +109,7 @@ class Pipeline:
 
     def reads(self, source: Source) -> bool:
         """Whether this run must fetch the source's objects: yes unless every analyzer is an
-        object analyzer that reads them by reference (Rekognition with S3Object)."""
+        remote analyzer that reads them by reference (Rekognition with S3Object)."""
         return bool(self.analyzers) or not all(
             a.reads_by_reference(source) for a in self.object_analyzers
         )
@@ -211,7 +211,7 @@ class Pipeline:
     def _fetch_all(
         self, source: Source, todo: list[ObjectRef], known: dict[str, Indexed]
     ) -> Iterator[_Fetched | _Failed]:
-        """Fetch + hash + decode (+ object analyzers) in a bounded pool; yields results as they
+        """Fetch + hash + decode (+ remote analyzers) in a bounded pool; yields results as they
         complete."""
         window = self.workers * 4  # in flight at once: bounds memory for decoded images
         read = self.reads(source)
@@ -263,7 +263,7 @@ class Pipeline:
             return _Failed(self._failure(ref, f"{type(exc).__name__}: {exc}"))
 
     def _analyze_remote(self, photo: Photo) -> dict[str, Any] | Failed:
-        """The object analyzers' merged partial for one object, or the first one's failure."""
+        """The remote analyzers' merged partial for one object, or the first one's failure."""
         partials: list[dict[str, Any]] = []
         for analyzer in self.object_analyzers:
             result = analyzer.analyze_object(photo)

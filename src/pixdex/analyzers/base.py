@@ -4,7 +4,7 @@ Two kinds, because two kinds of work exist:
 
 - ``Analyzer``: a batch of decoded pixels in, one partial record per image out — local models,
   batched because inference is much faster per image in batches.
-- ``ObjectAnalyzer``: one object at a time, analyzed where it lives — a remote service such as
+- ``RemoteAnalyzer``: one object at a time, analyzed where it lives — a remote service such as
   Amazon Rekognition, given the object's location (S3Object) or its bytes. The pipeline runs it in
   its worker pool and neither downloads nor decodes an object for it unless it asks to.
 """
@@ -37,7 +37,7 @@ class Analyzer(Protocol):
 
 @dataclass(slots=True)
 class Photo:
-    """One object as an ObjectAnalyzer sees it: where it lives and what the pipeline read of it.
+    """One object as a RemoteAnalyzer sees it: where it lives and what the pipeline read of it.
 
     ``data`` is None when nobody needed the bytes (the analyzer reads the object by reference);
     ``image`` is set only when a pixel ``Analyzer`` runs beside it."""
@@ -50,7 +50,7 @@ class Photo:
 
 @dataclass(frozen=True, slots=True)
 class Failed:
-    """An object an ObjectAnalyzer could not analyze: a one-line reason users can act on, and
+    """An object a RemoteAnalyzer could not analyze: a one-line reason users can act on, and
     whether it may pass by itself (throttling that outlasted the retries, a service outage), so
     event consumers redeliver it rather than record it as a bad object."""
 
@@ -59,7 +59,7 @@ class Failed:
 
 
 @runtime_checkable
-class ObjectAnalyzer(Protocol):
+class RemoteAnalyzer(Protocol):
     #: short stable name, stored in ``Record.analyzers``
     name: str
     #: changes whenever outputs may change (settings sent to the service): triggers re-analysis

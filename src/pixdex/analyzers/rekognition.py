@@ -1,6 +1,6 @@
 """Amazon Rekognition as an analyzer: ``DetectLabels`` (and ``DetectText`` when asked) per photo.
 
-An ``ObjectAnalyzer`` (see ``analyzers.base``): it is handed one object at a time and decides how
+A ``RemoteAnalyzer`` (see ``analyzers.base``): it is handed one object at a time and decides how
 Rekognition sees it —
 
 - objects of an S3 source go by reference (``Image.S3Object`` with bucket, key and version), so
@@ -187,7 +187,7 @@ class RekognitionAnalyzer:
             unavailable=unavailable,
         )
 
-    # --- the ObjectAnalyzer contract ----------------------------------------------------------
+    # --- the RemoteAnalyzer contract ----------------------------------------------------------
     def reads_by_reference(self, source: Source) -> bool:
         from pixdex.sources.s3 import S3Source
 
