@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     )
     model: str = Field(default="efficientnet-lite0", description="efficientnet-lite0 | -lite2")
     quantized: bool = Field(default=False, description="int8 model variant where available")
+    objects: bool = Field(
+        default=True, description="run the object detector (80 kinds of things, Person included)"
+    )
+    detector: Literal["ssdlite+nanodet", "ssdlite", "nanodet"] = Field(
+        default="ssdlite+nanodet",
+        description="object detectors: both fused (most accurate) or one alone (faster)",
+    )
     people: bool = Field(default=True, description="run the person detector")
     people_views: Literal["full", "fast"] = Field(
         default="full", description="person detector views: full (10 per photo) or fast (4)"
