@@ -351,7 +351,7 @@ def reindex(
         )
         raise typer.Exit(2)
     with _fatal_errors():
-        target = ElasticIndex.from_url(settings.index, settings)
+        target = ElasticIndex.from_url(settings.index, settings, upgrade=True)
         transform = None
         if reanalyze:
             from pixdex.pipeline import Reanalyzer, build_pipeline

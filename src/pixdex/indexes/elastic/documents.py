@@ -5,8 +5,11 @@ A stored document is the record's JSON exactly as the original pattern stored it
 use and that are stripped again on read:
 
 - ``Labels[].pixdex_terms``: lower-cased name, parents and aliases (label queries);
+- ``Labels[].pixdex_phrases``: the phrases its name, parents and aliases equal
+  (``words.term_keys``: "traffic light"; "man" and "men"), for the free-text tier "a label equals
+  the query";
 - ``Labels[].pixdex_words`` and ``pixdex_path_words``: words as ``pixdex.indexes.words`` makes
-  them (free text);
+  them (free text; label words in both numbers);
 - ``pixdex_location``: ``exif.GPS`` as a clean geo_point.
 """
 
@@ -14,11 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pixdex.indexes.words import Words
+from pixdex.indexes.words import Words, term_keys
 from pixdex.records import Record
 
 #: helper fields inside each label, removed on read
-LABEL_HELPERS = ("pixdex_terms", "pixdex_words")
+LABEL_HELPERS = ("pixdex_terms", "pixdex_words", "pixdex_phrases")
 #: helper fields at the top of the document, removed on read
 DOC_HELPERS = ("pixdex_path_words", "pixdex_location")
 
@@ -26,21 +29,16 @@ DOC_HELPERS = ("pixdex_path_words", "pixdex_location")
 def search_doc(record: Record) -> dict[str, Any]:
     """The stored document: the record's JSON plus the search helper fields."""
     doc = record.to_json()
-    labels = doc.get("Labels", [])
-    texts = [record.key]
-    for label in record.Labels:
-        texts.extend(label.terms())
-    words = Words.many(texts)
-    doc["pixdex_path_words"] = sorted(set(words[0]))
+    doc["pixdex_path_words"] = sorted(set(Words.many([record.key])[0]))
     location = _location(record.exif)
     if location is not None:
         doc["pixdex_location"] = location
-    i = 1
-    for label, out in zip(record.Labels, labels, strict=True):
+    for label, out in zip(record.Labels, doc.get("Labels", []), strict=True):
         terms = label.terms()
+        keys = [term_keys(t) for t in terms]
         out["pixdex_terms"] = sorted({t.lower() for t in terms})
-        out["pixdex_words"] = sorted({w for ws in words[i : i + len(terms)] for w in ws})
-        i += len(terms)
+        out["pixdex_phrases"] = sorted({p for phrases, _ in keys for p in phrases})
+        out["pixdex_words"] = sorted({w for _, words in keys for w in words})
     return doc
 
 

@@ -34,24 +34,33 @@ if TYPE_CHECKING:
 class ElasticIndex:
     """An index on an Elasticsearch or OpenSearch cluster (see the module docstring)."""
 
-    def __init__(self, conn: Connection, name: str, *, create: bool = True) -> None:
+    def __init__(
+        self, conn: Connection, name: str, *, create: bool = True, upgrade: bool = False
+    ) -> None:
         self.conn = conn
         self.location = conn.location
         self.name = name
         self.failures_index = f"{name}-failures"
         self.template = f"pixdex-{name}"
+        self._upgrade = upgrade
         self._ensure(create)
 
     @classmethod
-    def from_url(cls, url: str, settings: Settings | None = None) -> ElasticIndex:
+    def from_url(
+        cls, url: str, settings: Settings | None = None, *, upgrade: bool = False
+    ) -> ElasticIndex:
         """Open (creating when missing) the index at ``es+http(s)://…/name`` or
-        ``opensearch+http(s)://…/name``; see the package docstring for the URL's parameters."""
+        ``opensearch+http(s)://…/name``; see the package docstring for the URL's parameters.
+
+        An index made by an earlier pixdex (older ``mapping.SCHEMA``) is refused with a hint to
+        run ``pixdex reindex``, unless ``upgrade``: then only ``reindex`` may be called, which
+        copies it into a new index with the current mapping."""
         if settings is None:
             from pixdex.config import Settings
 
             settings = Settings()
         conn, name = connect(url, settings)
-        return cls(conn, name)
+        return cls(conn, name, upgrade=upgrade)
 
     # --- opening --------------------------------------------------------------------------------
     def _ensure(self, create: bool) -> None:
@@ -136,10 +145,20 @@ class ElasticIndex:
                     f" not make (Labels mapped as {labels!r}); pixdex will not change it. Use"
                     " another index name, or copy it with `pixdex reindex`."
                 )
-            if meta.get("schema") != mapping.SCHEMA:
+            schema = meta.get("schema")
+            if schema == mapping.SCHEMA:
+                continue
+            if not isinstance(schema, int) or schema > mapping.SCHEMA:
                 raise IndexUnavailable(
-                    f"{self.location}: index {index} has pixdex schema {meta.get('schema')},"
-                    f" this pixdex needs {mapping.SCHEMA}: run `pixdex reindex`"
+                    f"{self.location}: index {index} has pixdex schema {schema}, newer than this"
+                    f" pixdex knows ({mapping.SCHEMA}): upgrade pixdex"
+                )
+            if not self._upgrade:
+                raise IndexUnavailable(
+                    f"{self.location}: index {index} was made by an earlier pixdex (schema"
+                    f" {schema}, this one needs {mapping.SCHEMA}): run `pixdex reindex` once"
+                    " with the same index URL to copy it into a new index with the current"
+                    " mapping; searches keep working meanwhile"
                 )
         self.concrete = concrete
 
@@ -296,12 +315,12 @@ class ElasticIndex:
         return [Failure.model_validate(h["_source"]) for h in body["hits"]["hits"]]
 
     def search(self, search: SearchQuery) -> SearchResult:
-        body, scorers = query.search_body(search)
+        body, score = query.search_body(search)
         resp = self.conn.search(body, self.name)
         hits = []
         for hit in resp["hits"]["hits"]:
             record = to_record(hit["_source"])
-            hits.append(Hit(record, float(query.hit_score(record, scorers))))
+            hits.append(Hit(record, float(score(record))))
         aggs = resp.get("aggregations", {})
         facets = query.label_buckets(aggs.get("facets")) if search.facets else []
         return SearchResult(total=resp["hits"]["total"]["value"], hits=hits, facets=facets)
@@ -318,7 +337,7 @@ class ElasticIndex:
                         "aggs": {
                             "n": {
                                 "cardinality": {
-                                    "field": "Labels.Name",
+                                    "field": "Labels.Name.keyword",
                                     "precision_threshold": 40000,
                                 }
                             }

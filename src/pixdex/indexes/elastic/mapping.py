@@ -10,13 +10,18 @@ from typing import Any
 
 from pixdex.indexes.elastic.transport import Options
 
-SCHEMA = 1
+#: 1: Labels.Name a keyword. 2: Labels.Name (and Parents/Aliases/Categories.Name) text with a
+#: .keyword sub-field, as a dynamically mapped index has them; Labels.pixdex_phrases.
+SCHEMA = 2
 
 
 def record_mapping() -> dict[str, Any]:
     """The mapping of the record indexes (``name-pixdex-<timestamp>``)."""
     keyword = {"type": "keyword"}
-    named = {"properties": {"Name": keyword}}
+    # What dynamic mapping makes of a string, so the original pattern's queries keep working:
+    # `Labels.Name:dog` (any case, words, phrases) and exact `Labels.Name.keyword`.
+    text = {"type": "text", "fields": {"keyword": keyword}}
+    named = {"properties": {"Name": text}}
     return {
         "_meta": {"pixdex": {"schema": SCHEMA}},
         "dynamic": True,
@@ -26,8 +31,9 @@ def record_mapping() -> dict[str, Any]:
                 "include_in_root": True,  # `Labels.Name:Truck` without a nested clause
                 "properties": {
                     "Name": {
-                        "type": "keyword",
-                        "fields": {"text": {"type": "text"}, "keyword": keyword},
+                        "type": "text",
+                        # .text: pixdex's schema 1 name for the text field, kept for saved queries
+                        "fields": {"keyword": keyword, "text": {"type": "text"}},
                     },
                     "Confidence": {"type": "float"},
                     "Parents": named,
@@ -35,6 +41,7 @@ def record_mapping() -> dict[str, Any]:
                     "Categories": named,
                     "Instances": {"type": "object", "enabled": False},
                     "pixdex_terms": keyword,
+                    "pixdex_phrases": keyword,
                     "pixdex_words": keyword,
                 },
             },
