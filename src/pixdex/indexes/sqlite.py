@@ -322,15 +322,18 @@ class SqliteIndex:
         if ctes:
             with_sql = "WITH " + ", ".join(f"m{i} AS ({sql})" for i, sql in enumerate(ctes)) + " "
             joins = " ".join(f"JOIN m{i} ON m{i}.rid = r.rid" for i in range(len(ctes)))
+        # Ranking needs more than matching: the count and the facets use only the CTEs above;
+        # the page adds the "equal" tier's lookup.
+        eq_with, eq_join, eq_args = "", "", []
         if tokens:
             # the tiers (see base): a label equal to the whole query, labels containing every
             # word, a word only in the path
-            with_sql += (
+            eq_with = (
                 ", eq AS (SELECT rid, MAX(confidence) AS c FROM label_phrases"
                 " WHERE phrase = ? AND confidence >= ? GROUP BY rid) "
             )
-            args += [query_phrase(query.text or ""), query.min_confidence]
-            joins += " LEFT JOIN eq ON eq.rid = r.rid"
+            eq_args = [query_phrase(query.text or ""), query.min_confidence]
+            eq_join = " LEFT JOIN eq ON eq.rid = r.rid"
             contains = _least([f"{m}.c" for m in word_parts] + label_parts)
             equal = _least(["eq.c", *label_parts])
             score = f"CASE WHEN eq.rid IS NOT NULL THEN {equal} ELSE {contains} END"
@@ -340,6 +343,7 @@ class SqliteIndex:
             score = _least(label_parts) if label_parts else "0"
             tier = "0"
 
+        cte_args = len(args)
         where: list[str] = []
         if query.bucket is not None:
             where.append("r.bucket = ?")
@@ -355,19 +359,20 @@ class SqliteIndex:
             where.append("r.timestamp <= ?")
             args.append(until)
         where_sql = (" WHERE " + " AND ".join(where)) if where else ""
-        base = (
-            f"{with_sql}SELECT r.rid AS rid, r.doc AS doc, r.key AS key, {score} AS score,"
-            f" {tier} AS tier"
-            f" FROM records r {joins}{where_sql}"
+        base = f"{with_sql}SELECT r.rid AS rid FROM records r {joins}{where_sql}"
+        ranked = (
+            f"{with_sql}{eq_with}SELECT r.doc AS doc, r.key AS key, {score} AS score,"
+            f" {tier} AS tier FROM records r {joins}{eq_join}{where_sql}"
         )
+        ranked_args = args[:cte_args] + eq_args + args[cte_args:]
 
         with self._lock:
             try:
                 total = self._db.execute(f"SELECT COUNT(*) FROM ({base})", args).fetchone()[0]
                 rows = self._db.execute(
-                    f"SELECT doc, score FROM ({base})"
+                    f"SELECT doc, score FROM ({ranked})"
                     " ORDER BY tier DESC, score DESC, key LIMIT ? OFFSET ?",
-                    [*args, query.limit, query.offset],
+                    [*ranked_args, query.limit, query.offset],
                 ).fetchall()
                 facets: list[tuple[str, int]] = []
                 if query.facets:

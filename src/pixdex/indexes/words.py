@@ -103,6 +103,7 @@ def term_keys(term: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return phrases, words
 
 
+@lru_cache(maxsize=65536)
 def term_text(term: str) -> str:
     """The text the SQLite index gives FTS5 for a term: the term and the other numbers of its
     last word, so that FTS5 finds the same words as ``term_keys``."""
