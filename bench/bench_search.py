@@ -9,12 +9,13 @@ tests/test_api.py) and N-1 copies of each under other keys. Reports the write ti
 (upsert in batches of 128, including the search helpers each backend derives) and the latency of
 text and label searches (explicit ``min_confidence=0``, so any pixdex version answers the same
 question). Only the Index contract is used, so the same script times older versions too
-(``PYTHONPATH=<old checkout>/src:tests``).
+(``PYTHONPATH=<old checkout>/src:tests``). For SQLite, also the file's size after VACUUM.
 """
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -25,6 +26,7 @@ from test_api import coco_records
 
 from pixdex.indexes import open_index
 from pixdex.indexes.base import SearchQuery
+from pixdex.indexes.sqlite import SqliteIndex
 from pixdex.records import Record
 
 QUERIES = [
@@ -84,6 +86,14 @@ def main() -> None:
                 times.append(time.perf_counter() - start)
             what = query.text or f"label={','.join(query.labels)}"
             print(f"search {what:16} total {result.total:6}  {ms(times)}")
+        if isinstance(index, SqliteIndex):
+            index.close()
+            with sqlite3.connect(index.location) as db:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                db.execute("VACUUM")
+            size = Path(index.location).stat().st_size
+            print(f"SQLite file after VACUUM: {size / 1e6:.2f} MB")
+            return
     finally:
         drop = getattr(index, "drop", None)
         if drop is not None:
