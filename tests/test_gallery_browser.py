@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_api import COCO, build_index, with_label
+from test_api import COCO, FLOOR, build_index, with_label
 
 from pixdex.api.app import create_app
 from pixdex.api.server import BackgroundServer
@@ -123,8 +123,11 @@ def test_search_facets_slider_detail_and_keyboard(browser_page, gallery, tmp_pat
     shots = shots_dir(tmp_path)
     by_key = sorted(records, key=lambda r: r.key)
 
-    # Browse: the first page of everything, thumbnails really loaded, stats in the footer.
+    # Browse: the first page of everything, thumbnails really loaded, stats in the footer; the
+    # slider shows the server's default floor (the min_confidence setting).
     wait_for_cards(page, {r.id for r in by_key[:24]})
+    expect(page.locator("#min-confidence-value")).to_have_text(f"{FLOOR:g}%")
+    assert "min_confidence" not in page.url
     expect(page.locator("#status")).to_have_text(f"{len(records)} photos · showing 24")
     thumbnails_loaded(page, 8)
     expect(page.locator("#footer")).to_contain_text(f"{len(records)} photos indexed")
@@ -134,13 +137,21 @@ def test_search_facets_slider_detail_and_keyboard(browser_page, gallery, tmp_pat
     page.get_by_role("button", name="Load more").click()
     wait_for_cards(page, {r.id for r in by_key[:48]})
 
-    # Type a query: free text matches words of labels, parents, aliases (so "Hot Dog" too).
-    dogs = {r.id for r in records if any("dog" in t.lower().split() for t, _ in r.label_terms())}
-    assert set(with_label(records, "dog")) < dogs
+    # Type a query: free text matches words of labels, parents, aliases (so "Hot Dog" too), at
+    # or above the floor; the photos labelled Dog come first, then those with "dog" in a label.
+    dogs = {
+        r.id
+        for r in records
+        if any("dog" in t.lower().split() and c >= FLOOR for t, c in r.label_terms())
+    }
+    labelled_dog = set(with_label(records, "dog"))
+    assert labelled_dog < dogs
     page.get_by_label("Search photos by label, alias or path").fill("dog")
     page.keyboard.press("Enter")
     wait_for_cards(page, set(dogs))
     expect(page.locator("#status")).to_have_text(f"{len(dogs)} photos")
+    shown = page.locator("#results .card").evaluate_all("cards => cards.map(c => c.dataset.id)")
+    assert set(shown[: len(labelled_dog)]) == labelled_dog
     assert "q=dog" in page.url
     thumbnails_loaded(page, len(dogs))
     page.screenshot(path=str(shots / "gallery-dog.png"))
@@ -165,7 +176,7 @@ def test_search_facets_slider_detail_and_keyboard(browser_page, gallery, tmp_pat
     wait_for_cards(page, {i for i, _ in first_people[:24]})
     slider = page.get_by_label("Min. confidence")
     slider.focus()
-    for _ in range(16):  # 16 steps of 5 → 80
+    for _ in range(5):  # 5 steps of 5: 55 → 80
         page.keyboard.press("ArrowRight")
     expect(page.locator("#min-confidence-value")).to_have_text("80%")
     strong = {i for i, c in people.items() if c >= 80}
@@ -188,6 +199,9 @@ def test_search_facets_slider_detail_and_keyboard(browser_page, gallery, tmp_pat
     person = next(lb for lb in best.Labels if lb.Name == "Person")
     expect(dialog.locator(".box")).to_have_count(len(person.Instances))
     expect(dialog.locator(".labels-table tbody tr")).to_have_count(len(best.Labels))
+    # every stored label is listed; those under the search's floor (80 now) are dimmed
+    weak = [lb for lb in best.Labels if lb.Confidence < 80]
+    expect(dialog.locator(".labels-table tbody tr.below-floor")).to_have_count(len(weak))
     expect(dialog.locator(".labels-table")).to_contain_text("Human")  # alias shown
     expect(dialog.locator(".info")).to_contain_text("Software")  # EXIF
     expect(dialog.locator(".swatch")).to_have_count(1)  # dominant colour from ImageProperties

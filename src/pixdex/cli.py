@@ -227,7 +227,15 @@ def search(
         list[str] | None,
         typer.Option("--label", "-l", help="Required label (matches parents/aliases too)."),
     ] = None,
-    min_confidence: Annotated[float, typer.Option(help="Minimum label confidence (0-100).")] = 0.0,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            max=100,
+            help="Minimum label confidence (0-100). Default: the min_confidence setting (55, what"
+            " DetectLabels emits); lower, down to store_min_confidence (20), finds weaker labels.",
+        ),
+    ] = None,
     bucket: Annotated[str | None, typer.Option(help="Only this bucket (or folder).")] = None,
     prefix: Annotated[str | None, typer.Option(help="Only keys starting with this.")] = None,
     since: Annotated[str | None, typer.Option(help="Indexed at or after (ISO date/time).")] = None,
@@ -248,7 +256,7 @@ def search(
     query = SearchQuery(
         text=text,
         labels=tuple(label or ()),
-        min_confidence=min_confidence,
+        min_confidence=settings.min_confidence if min_confidence is None else min_confidence,
         bucket=bucket,
         prefix=prefix,
         since=since,
@@ -263,20 +271,26 @@ def search(
     if as_json:
         payload = {
             "total": result.total,
+            "min_confidence": query.min_confidence,
             "hits": [{"score": h.score, **h.record.to_json()} for h in result.hits],
             "facets": [{"name": n, "count": c} for n, c in result.facets],
         }
         out.print_json(data=payload) if out.is_terminal else print(json.dumps(payload))
         return
+    floor = query.min_confidence
     if not result.hits:
-        err.print(f"no matches ({result.total} total)")
+        hint = f" with confidence ≥ {floor:g}" if floor > 0 else ""
+        more = " (--min-confidence 0 searches every stored label)" if floor > 0 else ""
+        err.print(f"no matches{hint} ({result.total} total){more}")
         return
-    table = Table(title=f"{result.total} match(es)", title_justify="left")
+    title = f"{result.total} match(es)" + (f", confidence ≥ {floor:g}" if floor > 0 else "")
+    table = Table(title=title, title_justify="left")
     table.add_column("score", justify="right")
     table.add_column("image", overflow="fold", min_width=16)  # paths are what users act on
     table.add_column("labels")
     for hit in result.hits:
-        labels = ", ".join(f"{lb.Name} {lb.Confidence:.0f}" for lb in hit.record.Labels[:5])
+        shown = [lb for lb in hit.record.Labels if lb.Confidence >= floor][:5]
+        labels = ", ".join(f"{lb.Name} {lb.Confidence:.0f}" for lb in shown)
         table.add_row(f"{hit.score:.1f}", _path_of(hit.record), labels)
     out.print(table)
     if result.facets:
@@ -397,7 +411,7 @@ def reindex(
         )
         raise typer.Exit(2)
     with _fatal_errors(), _config_errors():
-        target = ElasticIndex.from_url(settings.index, settings)
+        target = ElasticIndex.from_url(settings.index, settings, upgrade=True)
         transform = None
         if reanalyze:
             from pixdex.pipeline import Reanalyzer, build_pipeline

@@ -62,7 +62,18 @@ class Settings(BaseSettings):
         default="full", description="person detector views: full (10 per photo) or fast (4)"
     )
     cache_dir: Path = Field(default_factory=default_cache_dir, description="built ONNX models")
-    min_confidence: float = 55.0
+    min_confidence: float = Field(
+        default=55.0,
+        ge=0,
+        le=100,
+        description="what DetectLabels emits and search shows by default (Rekognition's 55)",
+    )
+    store_min_confidence: float = Field(
+        default=20.0,
+        ge=0,
+        le=100,
+        description="labels down to this are stored, so a search with a lower floor finds them",
+    )
     max_labels: int = 50
     max_pixels: int = 100_000_000
     batch_size: int = 16

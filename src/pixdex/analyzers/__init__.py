@@ -28,7 +28,7 @@ def label_analyzers(settings: Settings) -> list[Analyzer]:
             PeopleAnalyzer(
                 threads=settings.threads,
                 cache_dir=settings.cache_dir,
-                min_confidence=settings.min_confidence,
+                min_confidence=settings.store_min_confidence,
                 views=settings.people_views,
             )
         )

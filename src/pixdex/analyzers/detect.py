@@ -31,9 +31,16 @@ class LabelDetector:
     ) -> dict[str, Any]:
         image = decode(data, min_side=self.min_side, max_pixels=self.settings.max_pixels)
         merged = merge_partials([a.analyze([image])[0] for a in self.analyzers])
+        # The analyzers keep labels down to store_min_confidence (what the index stores); the
+        # answer holds what Rekognition would: labels and instances ≥ MinConfidence (default
+        # min_confidence), at most MaxLabels.
         floor = self.settings.min_confidence if min_confidence is None else min_confidence
         cap = self.settings.max_labels if max_labels is None else max_labels
-        labels = [lb for lb in merged["Labels"] if lb.Confidence >= floor][:cap]
+        labels = [
+            lb.model_copy(update={"Instances": [i for i in lb.Instances if i.Confidence >= floor]})
+            for lb in merged["Labels"]
+            if lb.Confidence >= floor
+        ][:cap]
         return {
             "Labels": [lb.to_json() for lb in labels],
             "LabelModelVersion": merged.get("LabelModelVersion", ""),

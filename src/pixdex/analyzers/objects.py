@@ -84,7 +84,9 @@ class ObjectDetectionAnalyzer:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, preset: str | None = None) -> ObjectDetectionAnalyzer:
+    def from_settings(
+        cls, settings: Settings, preset: str | None = None
+    ) -> ObjectDetectionAnalyzer:
         chosen = PRESETS[preset or settings.detector]
         detectors = [DETECTORS[key](threads=settings.threads) for key in chosen.detectors]
         return cls(detectors, chosen, min_confidence=settings.min_confidence)
