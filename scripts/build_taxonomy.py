@@ -268,6 +268,9 @@ CLASS_OVERRIDES: dict[str, dict] = {
         "parents": ["Electronics"],
         "category": "Technology and Computing",
     },
+    # computer mouse, remote control: electronics, as the detector files them
+    "n03793489": {"parents": ["Electronics"], "category": "Technology and Computing"},
+    "n04074963": {"parents": ["Electronics"], "category": "Technology and Computing"},
     # the detector's "Teddy Bear" (and never a Bear: Toy stays its only parent)
     "n04399382": {"name": "Teddy Bear", "aliases": ["Teddy"]},
     # the bird of prey; "Kite" alone is the toy the detector finds

@@ -162,11 +162,11 @@ def test_unusable_index_or_source_is_one_clear_line(tmp_path: Path):
 
 def test_bad_settings_are_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A bad value from an env var or a broken config file: exit 2, which setting and why."""
-    monkeypatch.setenv("PIXDEX_PEOPLE_VIEWS", "bogus")
+    monkeypatch.setenv("PIXDEX_DETECTOR", "bogus")
     result = run("stats", "--index", str(tmp_path / "i.db"))
     assert result.exit_code == 2
-    assert "people_views = 'bogus'" in result.stderr and "PIXDEX_PEOPLE_VIEWS" in result.stderr
-    monkeypatch.delenv("PIXDEX_PEOPLE_VIEWS")
+    assert "detector = 'bogus'" in result.stderr and "PIXDEX_DETECTOR" in result.stderr
+    monkeypatch.delenv("PIXDEX_DETECTOR")
     config = tmp_path / "config.toml"
     config.write_text("model = \n")
     monkeypatch.setenv("PIXDEX_CONFIG", str(config))

@@ -47,6 +47,13 @@ IndexOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+DetectorOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Object detectors: ssdlite+nanodet (default, most accurate) | ssdlite (faster)"
+        " | nanodet."
+    ),
+]
 AnalyzerOpt = Annotated[
     str | None,
     typer.Option(
@@ -118,7 +125,10 @@ def index(
     model: Annotated[
         str | None, typer.Option(help="efficientnet-lite0 | efficientnet-lite2")
     ] = None,
-    people: Annotated[bool | None, typer.Option(help="Detect people (Person label).")] = None,
+    objects: Annotated[
+        bool | None, typer.Option(help="Detect objects: Person, Car, Dog… with boxes.")
+    ] = None,
+    detector: DetectorOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per inference batch.")] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel fetch/decode workers.")] = None,
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads (0 = all).")] = None,
@@ -142,7 +152,8 @@ def index(
     settings = _settings(
         index=index,
         model=model,
-        people=people,
+        objects=objects,
+        detector=detector,
         batch_size=batch_size,
         workers=workers,
         threads=threads,
@@ -313,7 +324,10 @@ def detect_labels(
     model: Annotated[
         str | None, typer.Option(help="efficientnet-lite0 | efficientnet-lite2")
     ] = None,
-    people: Annotated[bool | None, typer.Option(help="Detect people (Person label).")] = None,
+    objects: Annotated[
+        bool | None, typer.Option(help="Detect objects: Person, Car, Dog… with boxes.")
+    ] = None,
+    detector: DetectorOpt = None,
 ) -> None:
     """Print labels as `aws rekognition detect-labels` does; nothing is indexed.
 
@@ -322,15 +336,18 @@ def detect_labels(
     from pixdex.imaging import ImageError
 
     settings = _settings(
-        model=model, people=people, min_confidence=min_confidence, max_labels=max_labels
+        model=model,
+        objects=objects,
+        detector=detector,
+        min_confidence=min_confidence,
+        max_labels=max_labels,
     )
     detector = LabelDetector(settings)
     failed = 0
-    for path in images:
-        try:
-            response = detector.detect_file(path)
-        except (OSError, ImageError) as exc:
+    for path, response in detector.detect_files(images):
+        if isinstance(response, OSError | ImageError):
             failed += 1
+            exc = response
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             err.print(f"[red]error:[/red] {path}: {reason}")
             continue
@@ -392,7 +409,9 @@ def reindex(
     ] = None,
     keep_old: Annotated[bool, typer.Option("--keep-old", help="Keep the previous index.")] = False,
     model: Annotated[str | None, typer.Option(help="efficientnet-lite0 | -lite2")] = None,
-    people: Annotated[bool | None, typer.Option(help="Detect people (Person label).")] = None,
+    objects: Annotated[
+        bool | None, typer.Option(help="Detect objects: Person, Car, Dog… with boxes.")
+    ] = None,
     endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint.")] = None,
     analyzer: AnalyzerOpt = None,
 ) -> None:
@@ -402,7 +421,7 @@ def reindex(
     from pixdex.indexes.elastic import ElasticIndex
 
     settings = _settings(
-        index=index, model=model, people=people, endpoint_url=endpoint_url, analyzer=analyzer
+        index=index, model=model, objects=objects, endpoint_url=endpoint_url, analyzer=analyzer
     )
     if not settings.index.startswith(SERVER_SCHEMES):
         err.print(
@@ -459,7 +478,9 @@ def watch(
     polling: Annotated[
         bool, typer.Option(help="Poll instead of inotify (network mounts).")
     ] = False,
-    people: Annotated[bool | None, typer.Option(help="Detect people (Person label).")] = None,
+    objects: Annotated[
+        bool | None, typer.Option(help="Detect objects: Person, Car, Dog… with boxes.")
+    ] = None,
     analyzer: AnalyzerOpt = None,
 ) -> None:
     """Index FOLDER, then follow new, changed, moved and deleted files until Ctrl-C."""
@@ -468,7 +489,7 @@ def watch(
     from pixdex.pipeline import build_pipeline
     from pixdex.sources.watch import watch_folder
 
-    settings = _settings(index=index, people=people, analyzer=analyzer)
+    settings = _settings(index=index, objects=objects, analyzer=analyzer)
     stop = threading.Event()
     with _fatal_errors(), _config_errors():
         pipeline = build_pipeline(settings)

@@ -57,10 +57,6 @@ class Settings(BaseSettings):
         default="ssdlite+nanodet",
         description="object detectors: both fused (most accurate) or one alone (faster)",
     )
-    people: bool = Field(default=True, description="run the person detector")
-    people_views: Literal["full", "fast"] = Field(
-        default="full", description="person detector views: full (10 per photo) or fast (4)"
-    )
     cache_dir: Path = Field(default_factory=default_cache_dir, description="built ONNX models")
     min_confidence: float = Field(
         default=55.0,
@@ -98,7 +94,7 @@ class Settings(BaseSettings):
     analyzer: Names = Field(
         default=["local"],
         description="local (the default local set) and/or rekognition, or single local "
-        "analyzers: labels, people, properties, exif",
+        "analyzers: labels, objects, properties, exif",
     )
     # Amazon Rekognition (analyzer = "rekognition"); min_confidence/max_labels apply to it too
     rekognition_region: str | None = Field(default=None, description="default: the AWS chain")

@@ -89,7 +89,8 @@ class ObjectDetectionAnalyzer:
     ) -> ObjectDetectionAnalyzer:
         chosen = PRESETS[preset or settings.detector]
         detectors = [DETECTORS[key](threads=settings.threads) for key in chosen.detectors]
-        return cls(detectors, chosen, min_confidence=settings.min_confidence)
+        # stored down to the store floor: search and DetectLabels apply their own floor
+        return cls(detectors, chosen, min_confidence=settings.store_min_confidence)
 
     # --- the Analyzer contract -------------------------------------------------------------------
     def analyze(self, images: Sequence[DecodedImage]) -> list[dict[str, Any]]:

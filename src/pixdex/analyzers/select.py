@@ -3,7 +3,7 @@
 
 - ``local`` (the default): the default local set (``analyzers.default_analyzers``);
 - ``rekognition``: Amazon Rekognition (``analyzers.rekognition``), which costs money per image;
-- single local analyzers by name, to run beside Rekognition: ``labels``, ``people``,
+- single local analyzers by name, to run beside Rekognition: ``labels``, ``objects``,
   ``properties``, ``exif``.
 
 Kept apart from ``analyzers/__init__.py`` (the default set) so the two can change independently.
@@ -26,15 +26,10 @@ def _labels(settings: Settings) -> Any:
     return LabelAnalyzer.from_settings(settings)
 
 
-def _people(settings: Settings) -> Any:
-    from pixdex.analyzers.people import PeopleAnalyzer
+def _objects(settings: Settings) -> Any:
+    from pixdex.analyzers.objects import ObjectDetectionAnalyzer
 
-    return PeopleAnalyzer(
-        threads=settings.threads,
-        cache_dir=settings.cache_dir,
-        min_confidence=settings.min_confidence,
-        views=settings.people_views,
-    )
+    return ObjectDetectionAnalyzer.from_settings(settings)
 
 
 def _properties(settings: Settings) -> Any:
@@ -58,7 +53,7 @@ def _rekognition(settings: Settings) -> Any:
 #: single analyzers by name (the ``name`` they store in ``Record.analyzers``)
 SINGLE: dict[str, Callable[[Settings], Any]] = {
     "labels": _labels,
-    "people": _people,
+    "objects": _objects,
     "properties": _properties,
     "exif": _exif,
     "rekognition": _rekognition,
