@@ -287,12 +287,22 @@ def select(
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    """IoU of one box with each of ``boxes`` (x0, y0, x1, y1)."""
+    return pairwise_iou(box[None], boxes)[0]
+
+
+def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) IoU matrix."""
+    w = np.clip(
+        np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None
+    )
+    h = np.clip(
+        np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None
+    )
     inter = w * h
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def fuse(
@@ -302,35 +312,45 @@ def fuse(
 
     Detections of the same class from different models that overlap (IoU > ``iou``) are one
     object; its score is Σ weight × (that model's best score for it, 0 where a model did not see
-    it), its box the score-weighted mean of the members' boxes. With a single model of weight 1
-    this returns its detections unchanged."""
+    it), its box the score-weighted mean of the members' boxes. Greedy, best weighted score
+    first: a detection joins the first earlier object of its class it overlaps, unless that
+    object already has one from the same model (then it is a duplicate and dropped). With a
+    single model of weight 1 this returns its detections unchanged."""
     if len(per_model) == 1 and weights[0] == 1.0:
         return per_model[0]
-    items = [
-        (float(s) * w, m, int(c), float(s), b)
-        for m, (det, w) in enumerate(zip(per_model, weights, strict=True))
-        for c, s, b in zip(det.classes, det.scores, det.boxes, strict=True)
-    ]
-    items.sort(key=lambda t: -t[0])
-    clusters: list[dict] = []  # class, first box, per-model best score, weighted box sum
-    for _, m, c, s, b in items:
-        for cl in clusters:
-            if cl["class"] == c and box_iou(cl["box"], b[None])[0] > iou:
-                if m not in cl["scores"]:
-                    cl["scores"][m] = s
-                    cl["sum"] += s * b
-                    cl["weight"] += s
-                break
-        else:
-            clusters.append({"class": c, "box": b, "scores": {m: s}, "sum": s * b, "weight": s})
-    if not clusters:
+    present = [d for d in per_model if len(d)]
+    if not present:
         return Detections.empty()
-    scores = np.array(
-        [sum(weights[m] * s for m, s in cl["scores"].items()) for cl in clusters], np.float32
-    )
-    order = np.argsort(-scores, kind="stable")
+    classes = np.concatenate([d.classes for d in per_model])
+    scores = np.concatenate([d.scores for d in per_model]).astype(np.float64)
+    boxes = np.concatenate([d.boxes for d in per_model]).astype(np.float64)
+    model = np.concatenate([np.full(len(d), m) for m, d in enumerate(per_model)])
+    weighted = scores * np.asarray(weights, np.float64)[model]
+    out_cls: list[int] = []
+    out_score: list[float] = []
+    out_box: list[np.ndarray] = []
+    for cls in np.unique(classes):
+        members = np.flatnonzero(classes == cls)
+        members = members[np.argsort(-weighted[members], kind="stable")]
+        overlap = pairwise_iou(boxes[members], boxes[members]).tolist()
+        models = model[members].tolist()
+        clusters: list[list[int]] = []  # positions in ``members``; the first is the anchor
+        for j in range(len(members)):
+            for cluster in clusters:
+                if overlap[cluster[0]][j] > iou:
+                    if all(models[k] != models[j] for k in cluster):
+                        cluster.append(j)
+                    break
+            else:
+                clusters.append([j])
+        for cluster in clusters:
+            idx = members[cluster]
+            out_cls.append(int(cls))
+            out_score.append(float(weighted[idx].sum()))
+            out_box.append((scores[idx, None] * boxes[idx]).sum(0) / scores[idx].sum())
+    order = np.argsort(-np.asarray(out_score), kind="stable")
     return Detections(
-        np.array([clusters[i]["class"] for i in order], np.int64),
-        scores[order],
-        np.array([clusters[i]["sum"] / clusters[i]["weight"] for i in order], np.float32),
+        np.asarray(out_cls, np.int64)[order],
+        np.asarray(out_score, np.float32)[order],
+        np.asarray(out_box, np.float32)[order],
     )
