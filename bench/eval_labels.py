@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -79,15 +80,20 @@ def analyze(ds: datasets.Dataset, detector_keys: tuple[str, ...], classifier: bo
     from pixdex.config import Settings
 
     detectors = [DETECTORS[key](threads=threads) for key in detector_keys]
+    # the analyzer's own view of a photo (one resize for all detectors), as pixdex index does
+    objects = ObjectDetectionAnalyzer(
+        detectors, Preset(detector_keys, (1 / len(detectors),) * len(detectors), 1.0, 0.0)
+    )
     settings = Settings(threads=threads, min_confidence=FLOOR, max_labels=1000)
     clf = LabelAnalyzer.from_settings(settings) if classifier else None
-    min_side = max([d.min_side for d in detectors] + ([clf.min_side] if clf else []))
+    min_side = max([objects.min_side] + ([clf.min_side] if clf else []))
     out = []
     for photo in ds.photos:
         img = decode(photo.path.read_bytes(), min_side=min_side)
-        per_model = [d.detect(img.image) for d in detectors]
+        view = objects.view(img.image)
+        per_model = [d.detect(view) for d in detectors]
         labels = clf.analyze([img])[0]["Labels"] if clf else []
-        out.append(Outputs(per_model, img.image.size, labels))
+        out.append(Outputs(per_model, view.size, labels))
     return out
 
 
@@ -236,8 +242,46 @@ def fit_platt(x: np.ndarray, y: np.ndarray, floor: float = 0.05) -> tuple[float,
     return float(a), float(b)
 
 
+#: the operating point: Confidence 55 is where, on the fit photos, the image-level precision of
+#: the labels is this (the classifier's temperature uses the same rule: docs/labels.md)
+TARGET_PRECISION = 0.85
+
+
+def operating_point(ds: datasets.Dataset, outputs: list[Outputs], preset: Preset,
+                    detectors: tuple[str, ...]) -> float:  # fmt: skip
+    """The lowest Confidence (to 0.5) at which precision on ``ds`` is ≥ TARGET_PRECISION."""
+    labels = labels_for(outputs, preset, detectors)
+    best = 99.5
+    for c in np.arange(99.5, 1.0, -0.5):
+        if score(ds, labels, float(c)).precision < TARGET_PRECISION:
+            break
+        best = float(c)
+    return best
+
+
+#: Person's own operating point: the share of person-free fit photos with a Person label
+TARGET_FALSE_PERSON = 0.04
+
+
+def person_point(ds: datasets.Dataset, outputs: list[Outputs], preset: Preset,
+                 detectors: tuple[str, ...]) -> float:  # fmt: skip
+    """The lowest Confidence (to 0.5) at which the false-Person rate on ``ds`` is at most
+    TARGET_FALSE_PERSON (a margin under the product's 5 %)."""
+    labels = labels_for(outputs, preset, detectors)
+    best = 99.5
+    for c in np.arange(99.5, 1.0, -0.5):
+        q = score(ds, labels, float(c))
+        if q.false_person > TARGET_FALSE_PERSON * q.no_person_photos:
+            break
+        best = float(c)
+    return best
+
+
 def fit(ds: datasets.Dataset, outputs: list[Outputs], detectors: tuple[str, ...],
         floor: float) -> None:  # fmt: skip
+    """For each detector combination (and fusion weights): the Platt slope by logistic
+    regression of "category present" on logit(fused score), then the offset that puts the
+    operating point (TARGET_PRECISION on these photos) at Confidence ``floor``."""
     print(f"\n== fitting on {ds.name} ({len(ds.photos)} photos)")
     candidates: list[Preset] = []
     if len(detectors) == 2:
@@ -245,20 +289,27 @@ def fit(ds: datasets.Dataset, outputs: list[Outputs], detectors: tuple[str, ...]
             candidates.append(Preset(detectors, (round(1 - w, 2), w), 1.0, 0.0))
     for key in detectors:
         candidates.append(Preset((key,), (1.0,), 1.0, 0.0))
-    print(f"{'detectors':<18} {'weights':<10} {'slope':>6} {'offset':>7} "
+    print(f"{'detectors':<18} {'weights':<10} {'slope':>6} {'offset':>7} {'person':>7} "
           f"{'recall':>7} {'precision':>9} {'person':>7} {'falsePer':>8}")  # fmt: skip
     for cand in candidates:
         x, y = pairs_for(ds, outputs, cand, detectors)
         a, b = fit_platt(x, y)
-        preset = Preset(cand.detectors, cand.weights, round(a, 3), round(b, 3))
+        point = operating_point(ds, outputs, Preset(cand.detectors, cand.weights, a, b), detectors)
+        b += math.log(floor / (100 - floor)) - math.log(point / (100 - point))
+        preset = Preset(cand.detectors, cand.weights, a, b)
+        person = person_point(ds, outputs, preset, detectors)
+        shift = math.log(floor / (100 - floor)) - math.log(person / (100 - person))
+        preset = Preset(cand.detectors, cand.weights, round(a, 3), round(b, 3), round(b + shift, 3))
         q = score(ds, labels_for(outputs, preset, detectors), floor)
         print(
             f"{'+'.join(preset.detectors):<18} {','.join(map(str, preset.weights)):<10} "
-            f"{preset.slope:6.3f} {preset.offset:7.3f} {q.recall:7.3f} {q.precision:9.3f} "
+            f"{preset.slope:6.3f} {preset.offset:7.3f} {preset.person_offset:7.3f} "
+            f"{q.recall:7.3f} {q.precision:9.3f} "
             f"{q.person_found / max(1, q.person_photos):7.3f} "
             f"{q.false_person / max(1, q.no_person_photos):8.3f}"
         )
-    print("(slope/offset: Confidence = 100 × sigmoid(slope × logit(score) + offset))")
+    print("(Confidence = 100 × sigmoid(slope × logit(score) + offset), Person's offset its own;")
+    print(f" recall and precision at Confidence >= {floor:g} on these photos)")
 
 
 def speed(ds: datasets.Dataset, detector: str) -> None:
