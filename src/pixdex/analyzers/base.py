@@ -104,5 +104,9 @@ def merge_partials(partials: Sequence[dict[str, Any]]) -> dict[str, Any]:
                         n for n in getattr(other, attr) if n.Name not in names
                     )
                 labels[label.Name.lower()] = keep
-    merged["Labels"] = sorted(labels.values(), key=lambda lb: (-lb.Confidence, lb.Name))
+    # best first; at equal confidence the thing seen (with boxes) before the parent labels it
+    # yields (Dog before Animal, Canine, Mammal, Pet), so a MaxLabels cut keeps the thing
+    merged["Labels"] = sorted(
+        labels.values(), key=lambda lb: (-lb.Confidence, not lb.Instances, lb.Name)
+    )
     return merged

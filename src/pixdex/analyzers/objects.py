@@ -155,7 +155,7 @@ class ObjectDetectionAnalyzer:
                 parent_conf[parent] = max(parent_conf.get(parent, 0.0), best)
         for name, best in parent_conf.items():
             labels.append(_label(self.vocabulary.parents[name], best, []))
-        labels.sort(key=lambda lb: (-lb.Confidence, lb.Name))
+        labels.sort(key=lambda lb: (-lb.Confidence, not lb.Instances, lb.Name))
         return labels
 
 
