@@ -51,7 +51,9 @@ def per_analyzer(photos: list[Path], rounds: int) -> None:
         )
 
 
-def pipeline_speed(folder: Path, rounds: int, detector: str | None) -> None:
+def pipeline_speed(
+    folder: Path, rounds: int, detector: str | None, threads: int = 0, analysis_workers: int = 1
+) -> None:
     """``detector``: the object detector preset, or None for no object detector."""
     from pixdex.config import load_settings
     from pixdex.indexes.sqlite import SqliteIndex
@@ -66,6 +68,8 @@ def pipeline_speed(folder: Path, rounds: int, detector: str | None) -> None:
                 index=str(Path(tmp) / "index.db"),
                 objects=detector is not None,
                 detector=detector or "ssdlite",
+                threads=threads,
+                analysis_workers=analysis_workers,
             )
             index = SqliteIndex(Path(tmp) / "index.db")
             pipeline = build_pipeline(settings, index)
@@ -79,6 +83,7 @@ def pipeline_speed(folder: Path, rounds: int, detector: str | None) -> None:
             assert summary.unchanged == n, summary
             index.close()
     what = f"objects by {detector}" if detector else "without the object detector"
+    what += f", {threads or 'all'} model thread(s) × {analysis_workers} analysis worker(s)"
     print(
         f"pixdex index, {n} images, {what}, empty index: {statistics.median(cold):.1f} img/s "
         f"(median of {rounds}; runs {', '.join(f'{x:.1f}' for x in cold)})"

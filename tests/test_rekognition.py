@@ -151,7 +151,7 @@ def test_s3_source_goes_by_s3object_without_a_download(
         assert record.content_sha256 is None and record.width is None  # never read here
         assert record.etag and record.fingerprint == record.etag
     # A rerun skips by ETag: no call, no read.
-    analyzer = pipeline.object_analyzers[0]
+    analyzer = pipeline.remote_analyzers[0]
     assert pipeline.run(open_source(f"s3://{moto_bucket}/in/", settings)).unchanged == 3
     assert analyzer.usage["calls"] == 3
 
@@ -269,7 +269,7 @@ def test_detect_text_lands_beside_the_labels(
     assert record["TextDetections"][0]["Geometry"]["Polygon"][0] == {"X": 0.4, "Y": 0.3}
     assert record["TextModelVersion"] == "3.0"
     assert record["analyzers"]["rekognition"].endswith("+detecttext")
-    assert pipeline.object_analyzers[0].usage["calls"] == 8
+    assert pipeline.remote_analyzers[0].usage["calls"] == 8
 
 
 # --- Rekognition's limits ----------------------------------------------------------------------

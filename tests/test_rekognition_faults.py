@@ -72,7 +72,7 @@ def test_throttling_for_a_while_backs_off_and_completes(
         settings_for(tmp_path, scripted.url, rekognition_max_attempts=10), str(photos)
     )
     assert (summary.indexed, summary.failed) == (6, 0)
-    usage = pipeline.object_analyzers[0].usage
+    usage = pipeline.remote_analyzers[0].usage
     throttled = sum(1 for r in scripted.received if r.at - started[0] < window)
     assert usage["throttled"] == throttled >= 4  # the first wave of 4 (concurrency) at least
     assert usage["calls"] == len(scripted.received) == 6 + usage["retried"]
@@ -93,7 +93,7 @@ def test_throttling_that_outlasts_the_retries_is_a_failure_a_rerun_retries(
         "Rekognition kept throttling after 2 attempt(s) (ThrottlingException): lower "
         "rekognition_rate or ask for a higher TPS quota; a rerun retries"
     }
-    assert pipeline.object_analyzers[0].usage == {
+    assert pipeline.remote_analyzers[0].usage == {
         "calls": 12,
         "throttled": 12,
         "retried": 6,
@@ -210,7 +210,7 @@ def test_region_without_rekognition_fails_each_photo_without_a_call(photos: Path
     (reason,) = {f.reason for f in summary.failures}
     assert reason.startswith("Rekognition is not offered in region eu-north-1: set ")
     assert "eu-west-1" in reason
-    assert pipeline.object_analyzers[0].usage["calls"] == 0
+    assert pipeline.remote_analyzers[0].usage["calls"] == 0
 
 
 def test_unreachable_endpoint_fails_fast_after_the_first_photo(photos: Path, tmp_path: Path):
@@ -228,7 +228,7 @@ def test_unreachable_endpoint_fails_fast_after_the_first_photo(photos: Path, tmp
     assert summary.failed == 6 and summary.transient == {f.key for f in summary.failures}
     reason = summary.failures[0].reason
     assert reason.startswith("cannot reach Rekognition at http://127.0.0.1:")
-    assert pipeline.object_analyzers[0].usage["calls"] == 2  # one photo's attempts, then paused
+    assert pipeline.remote_analyzers[0].usage["calls"] == 2  # one photo's attempts, then paused
     assert time.monotonic() - started < 30
 
 

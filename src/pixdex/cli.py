@@ -203,7 +203,7 @@ def _remote_usage(pipeline: Any) -> list[tuple[str, str]]:
     """(analyzer, "calls N, throttled N, retried N, failed N") for each remote analyzer."""
     return [
         (a.name, ", ".join(f"{k} {v}" for k, v in a.usage.items()))
-        for a in getattr(pipeline, "object_analyzers", [])
+        for a in getattr(pipeline, "remote_analyzers", [])
         if hasattr(a, "usage")
     ]
 

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     batch_size: int = 16
     workers: int = 2
     threads: int = Field(default=0, description="ONNX Runtime intra-op threads; 0 = all cores")
+    analysis_workers: int = Field(
+        default=1, ge=1, le=64, description="batches analyzed at once, each in its own thread"
+    )
     # Elasticsearch / OpenSearch
     es_username: str | None = None
     es_password: str | None = None

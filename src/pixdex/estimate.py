@@ -82,7 +82,7 @@ def dry_run(source: Source, settings: Settings, *, force: bool = False) -> Estim
         todo, _, unchanged = pipeline.plan(source, listed, force=force)
     finally:
         index.close()
-    remote = any(a.name == "rekognition" for a in pipeline.object_analyzers)
+    remote = any(a.name == "rekognition" for a in pipeline.remote_analyzers)
     return Estimate(
         listed=len(listed),
         unchanged=unchanged,

@@ -116,7 +116,7 @@ def _handle_sqs(applier: ChangeApplier, records: list[dict[str, Any]]) -> dict[s
 def _log_outcome(outcome: Outcome, changes: int) -> None:
     log.info("%d change(s): %s", changes, outcome.as_dict())
     applier = _applier
-    for analyzer in getattr(applier.pipeline if applier else None, "object_analyzers", []):
+    for analyzer in getattr(applier.pipeline if applier else None, "remote_analyzers", []):
         if hasattr(analyzer, "usage"):  # Rekognition: calls, throttled… since the cold start
             log.info("%s since cold start: %s", analyzer.name, analyzer.usage)
     for failure in outcome.failures:

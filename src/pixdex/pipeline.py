@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -92,17 +93,21 @@ class Pipeline:
         batch_size: int = 16,
         workers: int = 2,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        analysis_workers: int = 1,
     ) -> None:
         #: pixel analyzers (batched, in the calling thread) and remote analyzers (in the pool)
-        self.analyzers: list[Analyzer] = [a for a in analyzers if not _is_object_analyzer(a)]
-        self.object_analyzers: list[RemoteAnalyzer] = [
-            a for a in analyzers if _is_object_analyzer(a)
+        self.analyzers: list[Analyzer] = [a for a in analyzers if not _is_remote_analyzer(a)]
+        self.remote_analyzers: list[RemoteAnalyzer] = [
+            a for a in analyzers if _is_remote_analyzer(a)
         ]
         self.index = index
         self.batch_size = max(1, batch_size)
         # Remote analyzers wait on the network, not the CPU: their concurrency sizes the pool.
-        self.workers = max(1, workers, *(a.concurrency for a in self.object_analyzers))
+        self.workers = max(1, workers, *(a.concurrency for a in self.remote_analyzers))
         self.max_pixels = max_pixels
+        #: batches analyzed at once, each in its own thread (the analyzers are thread-safe; ONNX
+        #: Runtime and Pillow release the GIL): with one-thread models, every core busy
+        self.analysis_workers = max(1, analysis_workers)
         self.versions = {a.name: a.version for a in analyzers}
         self.analysis_version = analysis_version(self.versions)
         self.min_side = max((a.min_side for a in self.analyzers), default=0)
@@ -111,7 +116,7 @@ class Pipeline:
         """Whether this run must fetch the source's objects: yes unless every analyzer is an
         remote analyzer that reads them by reference (Rekognition with S3Object)."""
         return bool(self.analyzers) or not all(
-            a.reads_by_reference(source) for a in self.object_analyzers
+            a.reads_by_reference(source) for a in self.remote_analyzers
         )
 
     # --- entry points ---------------------------------------------------------------------------
@@ -190,22 +195,34 @@ class Pipeline:
         summary = Summary()
         batch: list[_Fetched] = []
         write_failures = 0
-        for item in self._fetch_all(source, todo, known):
-            if advance:
-                advance(1)
-            if isinstance(item, _Failed):
-                summary.failed += 1
-                summary.failures.append(item.failure)
-                if item.transient:
-                    summary.transient.add(item.failure.key)
-                self._record_failures([item.failure], summary)
-                continue
-            batch.append(item)
-            if len(batch) >= self.batch_size:
-                write_failures = self._flush(batch, summary, write_failures)
-                batch = []
-        if batch:
-            self._flush(batch, summary, write_failures)
+        # batches being analyzed, oldest first; written (in this thread) in that order
+        inflight: deque[tuple[list[_Fetched], Future[dict[int, Any]]]] = deque()
+
+        def write_until(left: int) -> None:
+            nonlocal write_failures
+            while len(inflight) > left:
+                done, future = inflight.popleft()
+                write_failures = self._write(done, future.result(), summary, write_failures)
+
+        with ThreadPoolExecutor(self.analysis_workers, thread_name_prefix="pixdex-analyze") as pool:
+            for item in self._fetch_all(source, todo, known):
+                if advance:
+                    advance(1)
+                if isinstance(item, _Failed):
+                    summary.failed += 1
+                    summary.failures.append(item.failure)
+                    if item.transient:
+                        summary.transient.add(item.failure.key)
+                    self._record_failures([item.failure], summary)
+                    continue
+                batch.append(item)
+                if len(batch) >= self.batch_size:
+                    inflight.append((batch, pool.submit(self._analyze_batch, batch)))
+                    batch = []
+                    write_until(self.analysis_workers - 1)
+            if batch:
+                inflight.append((batch, pool.submit(self._analyze_batch, batch)))
+            write_until(0)
         return summary
 
     def _fetch_all(
@@ -265,7 +282,7 @@ class Pipeline:
     def _analyze_remote(self, photo: Photo) -> dict[str, Any] | Failed:
         """The remote analyzers' merged partial for one object, or the first one's failure."""
         partials: list[dict[str, Any]] = []
-        for analyzer in self.object_analyzers:
+        for analyzer in self.remote_analyzers:
             result = analyzer.analyze_object(photo)
             if isinstance(result, Failed):
                 return result
@@ -297,15 +314,23 @@ class Pipeline:
                 out.append(f"analysis failed: {type(exc).__name__}: {exc}")
         return out
 
-    def _flush(self, batch: list[_Fetched], summary: Summary, write_failures: int) -> int:
-        """Analyze and write one batch; returns the updated count of consecutive write failures."""
+    def _analyze_batch(self, batch: list[_Fetched]) -> dict[int, Any]:
+        """The pixel analyzers' results for a batch, by ``id`` of the item (thread-safe)."""
+        to_analyze = [item for item in batch if not item.unchanged and item.image is not None]
+        images = [item.image for item in to_analyze if item.image is not None]
+        return dict(zip(map(id, to_analyze), self.analyze(images) if images else [], strict=True))
+
+    def _write(
+        self,
+        batch: list[_Fetched],
+        results: dict[int, Any],
+        summary: Summary,
+        write_failures: int,
+    ) -> int:
+        """Records from an analyzed batch into the index (failures into the failure list);
+        returns the updated count of consecutive write failures."""
         analyzed: list[Record] = []
         fresh = [item for item in batch if not item.unchanged]
-        to_analyze = [item for item in fresh if item.image is not None]
-        images = [item.image for item in to_analyze if item.image is not None]
-        results = dict(
-            zip(map(id, to_analyze), self.analyze(images) if images else [], strict=True)
-        )
         for item in fresh:
             result = results.get(id(item), {})
             if isinstance(result, str | Failure):
@@ -419,7 +444,7 @@ class Reanalyzer:
         return result
 
 
-def _is_object_analyzer(analyzer: object) -> bool:
+def _is_remote_analyzer(analyzer: object) -> bool:
     return callable(getattr(analyzer, "analyze_object", None))
 
 
@@ -433,4 +458,5 @@ def build_pipeline(settings: Settings, index: Index | None = None) -> Pipeline:
         batch_size=settings.batch_size,
         workers=settings.workers,
         max_pixels=settings.max_pixels,
+        analysis_workers=settings.analysis_workers,
     )

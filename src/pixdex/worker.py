@@ -139,7 +139,7 @@ def run_worker(
             on_batch(stats)
     stats.remote = {
         a.name: dict(a.usage)
-        for a in getattr(applier.pipeline, "object_analyzers", [])
+        for a in getattr(applier.pipeline, "remote_analyzers", [])
         if hasattr(a, "usage")
     }
     log.info("worker stopped: %s", stats)

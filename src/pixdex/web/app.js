@@ -298,7 +298,8 @@
     for (const label of record.Labels || []) {
       for (const inst of label.Instances || []) {
         const b = inst.BoundingBox;
-        if (!b) continue;
+        // boxes under the search's floor are stored, not drawn (they would bury the real ones)
+        if (!b || (state.floor !== null && inst.Confidence < state.floor)) continue;
         boxes.push(el("div", {
           class: b.Top < 0.06 ? "box label-inside" : "box",
           role: "img",
