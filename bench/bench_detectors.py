@@ -26,7 +26,7 @@ SHARED = Path(os.environ.get("PIXDEX_SHARED", REPO.parent / "shared"))
 from pixdex.analyzers.objects import PRESETS, ObjectDetectionAnalyzer  # noqa: E402
 from pixdex.imaging import decode  # noqa: E402
 from pixdex.models.classifier import available_cores  # noqa: E402
-from pixdex.models.detectors import DETECTORS, fuse, select  # noqa: E402
+from pixdex.models.detectors import DETECTORS, fuse  # noqa: E402
 
 
 def timed(fn: Callable[[], object], n: int, rounds: int) -> tuple[float, float]:
@@ -73,10 +73,10 @@ def main() -> int:
                 lambda d=det, ts=tensors: [d.outputs(t[None]) for t in ts], n, args.rounds
             )
             print(f"| {key}: model, {label} | {wall:.2f} | {cpu:.2f} |")
-        wall, cpu = timed(lambda d=one: [select(d.candidates(v)) for v in views], n, args.rounds)
+        wall, cpu = timed(lambda d=one: [d.detect(v) for v in views], n, args.rounds)
         print(f"| {key}: whole detector (preprocess, model, decode, NMS), 1 thread | "
               f"{wall:.2f} | {cpu:.2f} |")  # fmt: skip
-        per_model.append([select(one.candidates(v)) for v in views])
+        per_model.append([one.detect(v) for v in views])
     weights = PRESETS["ssdlite+nanodet"].weights
     pairs = list(zip(*per_model, strict=True))
     wall, cpu = timed(lambda: [fuse(list(p), weights) for p in pairs], n, args.rounds)

@@ -120,11 +120,12 @@ class OnnxDetector:
         )
         self.input_name = self.session.get_inputs()[0].name
 
-    def candidates(self, image: Image.Image) -> Candidates:
+    def candidates(self, image: Image.Image, floor: float = 0.0) -> Candidates:
+        """Every anchor/cell (those with a class ≥ ``floor`` at least) in ``image``'s pixels."""
         raise NotImplementedError
 
     def detect(self, image: Image.Image, floor: float = CANDIDATE_FLOOR) -> Detections:
-        return select(self.candidates(image), floor)
+        return select(self.candidates(image, floor), floor)
 
 
 class SsdLite(OnnxDetector):
@@ -167,7 +168,7 @@ class SsdLite(OnnxDetector):
         xyxy = np.stack([b[:, 1], b[:, 0], b[:, 3], b[:, 2]], axis=1) * scale
         return Candidates(xyxy, outputs["scores"][:, self._columns])
 
-    def candidates(self, image: Image.Image) -> Candidates:
+    def candidates(self, image: Image.Image, floor: float = 0.0) -> Candidates:
         out = self.outputs(self.preprocess(image)[None])
         return self.decode({k: v[0] for k, v in out.items()}, image.size)
 
@@ -234,24 +235,31 @@ class NanoDet(OnnxDetector):
         names = [n for pair in self._outputs for n in pair]
         return dict(zip(names, self.session.run(names, {self.input_name: batch}), strict=True))
 
-    def decode(self, outputs: dict[str, np.ndarray], scale: float) -> Candidates:
+    def decode(
+        self, outputs: dict[str, np.ndarray], scale: float, floor: float = 0.0
+    ) -> Candidates:
         """One image's outputs (batch dimension dropped) → candidates in its pixels; ``scale``
-        maps image pixels to input pixels (from ``preprocess``)."""
+        maps image pixels to input pixels (from ``preprocess``). Only cells with a class
+        scoring ≥ ``floor`` are decoded (the box distributions are most of the work)."""
         boxes, scores = [], []
         for stride, centres, (s_name, b_name) in zip(
             self.strides, self._centres, self._outputs, strict=True
         ):
+            cell_scores = outputs[s_name]
+            keep = np.flatnonzero(cell_scores.max(axis=1) >= floor) if floor > 0 else None
             logits = outputs[b_name].reshape(-1, 4, self.bins)
+            if keep is not None:
+                cell_scores, logits, centres = cell_scores[keep], logits[keep], centres[keep]
             logits = np.exp(logits - logits.max(axis=2, keepdims=True))
             dist = (logits @ self._bin_values) / logits.sum(axis=2) * stride
             boxes.append(np.concatenate([centres - dist[:, :2], centres + dist[:, 2:]], axis=1))
-            scores.append(outputs[s_name])
+            scores.append(cell_scores)
         return Candidates(np.concatenate(boxes) / scale, np.concatenate(scores))
 
-    def candidates(self, image: Image.Image) -> Candidates:
+    def candidates(self, image: Image.Image, floor: float = 0.0) -> Candidates:
         x, scale = self.preprocess(image)
         out = self.outputs(x[None])
-        return self.decode({k: v[0] for k, v in out.items()}, scale)
+        return self.decode({k: v[0] for k, v in out.items()}, scale, floor)
 
 
 DETECTORS: dict[str, type[OnnxDetector]] = {cls.key: cls for cls in (SsdLite, NanoDet)}
