@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         default="ssdlite+nanodet",
         description="object detectors: both fused (most accurate) or one alone (faster)",
     )
+    text: bool = Field(
+        default=True, description="read text in photos (OCR; docs/text.md says why it is on)"
+    )
     cache_dir: Path = Field(default_factory=default_cache_dir, description="built ONNX models")
     min_confidence: float = Field(
         default=55.0,
