@@ -1,14 +1,16 @@
-"""A Rekognition-compatible DetectLabels endpoint, answered by the local label analyzers.
+"""Rekognition-compatible DetectLabels and DetectText endpoints, answered by the local analyzers.
 
-Two doors to the same operation:
-- ``POST /rekognition/detect-labels`` with the DetectLabels request JSON — for curl and scripts;
-- ``POST /rekognition`` with ``X-Amz-Target: RekognitionService.DetectLabels`` — the AWS JSON 1.1
-  protocol, so unmodified AWS SDKs and the AWS CLI work with
+Two doors to each operation:
+- ``POST /rekognition/detect-labels`` / ``/rekognition/detect-text`` with the request JSON — for
+  curl and scripts;
+- ``POST /rekognition`` with ``X-Amz-Target: RekognitionService.DetectLabels`` (or
+  ``.DetectText``) — the AWS JSON 1.1 protocol, so unmodified AWS SDKs and the AWS CLI work with
   ``--endpoint-url http://host:port/rekognition`` (any credentials; signatures are not checked —
   put pixdex behind your own auth if it is exposed).
 
-The response is what ``pixdex detect-labels`` prints. Errors use Rekognition's shape
-(``{"__type": "InvalidImageFormatException", "Message": …}``) so SDKs raise the usual exceptions.
+The responses are what ``pixdex detect-labels`` / ``pixdex detect-text`` print. Errors use
+Rekognition's shape (``{"__type": "InvalidImageFormatException", "Message": …}``) so SDKs raise
+the usual exceptions.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ router = APIRouter(tags=["rekognition"])
 
 AMZ_JSON = "application/x-amz-json-1.1"
 TARGET = "RekognitionService.DetectLabels"
+TEXT_TARGET = "RekognitionService.DetectText"
+#: DetectText's RegionsOfInterest: at most this many (Rekognition's limit)
+MAX_REGIONS = 10
 #: Rekognition's own limits: 5 MB as raw bytes, 15 MB from S3.
 MAX_BYTES = 5 * 1024 * 1024
 MAX_S3_BYTES = 15 * 1024 * 1024
@@ -129,6 +134,74 @@ def _detect(state: ApiState, body: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
+def _ratio(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise _invalid(f"{name} must be a number between 0 and 1")
+    return float(value)
+
+
+def _region(item: Any, where: str) -> tuple[float, float, float, float]:
+    """A RegionsOfInterest entry as (left, top, width, height) ratios: its BoundingBox, or the
+    box around its Polygon."""
+    if isinstance(item, dict) and isinstance(item.get("BoundingBox"), dict):
+        box = item["BoundingBox"]
+        return tuple(  # type: ignore[return-value]
+            _ratio(box.get(k), f"{where}.BoundingBox.{k}")
+            for k in ("Left", "Top", "Width", "Height")
+        )
+    if isinstance(item, dict) and isinstance(item.get("Polygon"), list) and item["Polygon"]:
+        points = item["Polygon"]
+        if not all(isinstance(p, dict) for p in points):
+            raise _invalid(f"{where}.Polygon must be a list of {{X, Y}}")
+        xs = [_ratio(p.get("X"), f"{where}.Polygon.X") for p in points]
+        ys = [_ratio(p.get("Y"), f"{where}.Polygon.Y") for p in points]
+        return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
+    raise _invalid(f"{where} needs a BoundingBox or a Polygon")
+
+
+def _text_filters(body: dict[str, Any]) -> Any:
+    """DetectText's ``Filters`` ({WordFilter: {MinConfidence, MinBoundingBoxHeight,
+    MinBoundingBoxWidth}, RegionsOfInterest: [...]}) as a WordFilter, or None."""
+    from pixdex.analyzers.text import WordFilter
+
+    filters = body.get("Filters")
+    if filters is None:
+        return None
+    if not isinstance(filters, dict):
+        raise _invalid("Filters must be an object")
+    words = filters.get("WordFilter") or {}
+    if not isinstance(words, dict):
+        raise _invalid("Filters.WordFilter must be an object")
+    regions = filters.get("RegionsOfInterest") or []
+    if not isinstance(regions, list) or len(regions) > MAX_REGIONS:
+        raise _invalid(f"Filters.RegionsOfInterest must be a list of at most {MAX_REGIONS}")
+    return WordFilter(
+        min_confidence=_number(words, "MinConfidence", 0, 100) or 0.0,
+        min_height=_number(words, "MinBoundingBoxHeight", 0, 1) or 0.0,
+        min_width=_number(words, "MinBoundingBoxWidth", 0, 1) or 0.0,
+        regions=tuple(_region(r, f"Filters.RegionsOfInterest[{i}]") for i, r in enumerate(regions)),
+    )
+
+
+def _detect_text(state: ApiState, body: dict[str, Any]) -> dict[str, Any]:
+    filters = _text_filters(body)
+    data = _image_bytes(state, body.get("Image"))
+    try:
+        detector = state.text.get()
+    except Exception as exc:  # noqa: BLE001 - models missing or damaged
+        log.exception("text analyzer unavailable")
+        raise RekognitionError(
+            503, "ServiceUnavailableException", f"text analyzer unavailable: {exc}"
+        ) from None
+    start = perf_counter()
+    try:
+        response = detector.detect_bytes(data, filters)
+    except ImageError as exc:
+        raise RekognitionError(400, "InvalidImageFormatException", str(exc)) from None
+    state.metrics.detect_seconds.observe(perf_counter() - start)
+    return response
+
+
 async def _read_body(request: Request) -> bytes:
     """The request body, refusing (without buffering it) anything larger than MAX_BODY."""
     declared = request.headers.get("content-length", "")
@@ -148,7 +221,7 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def _answer(request: Request) -> JSONResponse:
+async def _answer(request: Request, operation: Any = None) -> JSONResponse:
     state = get_state(request)
     try:
         try:
@@ -157,7 +230,7 @@ async def _answer(request: Request) -> JSONResponse:
             raise _invalid("request body is not JSON") from None
         if not isinstance(body, dict):
             raise _invalid("request body must be a JSON object")
-        response = await run_in_threadpool(_detect, state, body)
+        response = await run_in_threadpool(operation or _detect, state, body)
     except RekognitionError as exc:
         return _error(exc)
     return JSONResponse(
@@ -172,14 +245,27 @@ async def detect_labels(request: Request) -> JSONResponse:
     return await _answer(request)
 
 
+@router.post("/rekognition/detect-text", summary="DetectText (plain JSON)")
+async def detect_text(request: Request) -> JSONResponse:
+    """Body: ``{"Image": {"Bytes": "<base64>"} | {"S3Object": {"Bucket", "Name"}}, "Filters":
+    {"WordFilter": {"MinConfidence": 80}, "RegionsOfInterest": [{"BoundingBox": {...}}]}}``;
+    answers ``{"TextDetections": [...], "TextModelVersion"}`` (LINEs, then WORDs)."""
+    return await _answer(request, _detect_text)
+
+
+OPERATIONS = {TARGET: _detect, TEXT_TARGET: _detect_text}
+
+
 @router.post("/rekognition", summary="AWS JSON 1.1 protocol (SDKs, AWS CLI)")
 @router.post("/rekognition/", include_in_schema=False)
 async def aws_protocol(request: Request) -> JSONResponse:
     target = request.headers.get("x-amz-target", "")
-    if target != TARGET:
+    if target not in OPERATIONS:
         return _error(
             RekognitionError(
-                400, "UnknownOperationException", f"only {TARGET} is supported, not {target!r}"
+                400,
+                "UnknownOperationException",
+                f"only {' and '.join(OPERATIONS)} are supported, not {target!r}",
             )
         )
-    return await _answer(request)
+    return await _answer(request, OPERATIONS[target])
