@@ -38,7 +38,7 @@ def test_a_version_1_file_is_upgraded_when_opened(tmp_path: Path) -> None:
         before = {key: doc for key, doc in db.execute("SELECT key, doc FROM records")}
     index = SqliteIndex(path)
     try:
-        assert schema(path) == SCHEMA_VERSION == "2"
+        assert schema(path) == SCHEMA_VERSION == "3"
         # the new semantics on the old records, without re-analyzing anything
         assert keys(index, "dog") == ["dog.jpg", "hotdog.jpg"]
         assert keys(index, "hot dog") == ["hotdog.jpg"]
