@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     analyzer: Names = Field(
         default=["local"],
         description="local (the default local set) and/or rekognition, or single local "
-        "analyzers: labels, objects, properties, exif",
+        "analyzers: labels, objects, properties, exif, text",
     )
     # Amazon Rekognition (analyzer = "rekognition"); min_confidence/max_labels apply to it too
     rekognition_region: str | None = Field(default=None, description="default: the AWS chain")

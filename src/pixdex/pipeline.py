@@ -429,12 +429,15 @@ class Reanalyzer:
 
     def _owned(self, names: set[str]) -> dict[str, tuple[str, ...]] | None:
         """name -> the fields it alone writes, for every analyzer in ``names``; None when one of
-        them shares fields (or is unknown: gone from this configuration and undeclared)."""
+        them shares fields (or is unknown: gone from this configuration and undeclared), or when
+        a current analyzer overrides one of them (Rekognition's DetectText beside the local text
+        analyzer: the remote answer is the one a full run keeps, so only a full run is right)."""
         current = {a.name: a for a in [*self.pipeline.analyzers, *self.pipeline.remote_analyzers]}
+        overridden = {f for a in current.values() for f in getattr(a, "overrides", ())}
         owned: dict[str, tuple[str, ...]] = {}
         for name in names:
             fields = getattr(current.get(name), "fields", None) or KNOWN_FIELDS.get(name)
-            if not fields:
+            if not fields or overridden.intersection(fields):
                 return None
             owned[name] = tuple(fields)
         return owned
