@@ -32,7 +32,7 @@ def text_gallery(tmp_path_factory: pytest.TempPathFactory, coco_dir: Path):
     folder.mkdir()
     for name in ("000000000151.jpg", "000000000094.jpg", FIXTURE["text_free"][0]):
         shutil.copy(coco_dir / "images" / name, folder / name)
-    settings = Settings(index=str(tmp / "index.db"), cache_dir=tmp / "cache", objects=False)
+    settings = Settings(index=str(tmp / "index.db"), cache_dir=tmp / "cache")
     index = SqliteIndex(settings.index)
     summary = build_pipeline(settings, index).run(LocalSource(folder))
     assert summary.indexed == 3, summary
@@ -89,6 +89,16 @@ def test_search_by_text_and_the_matching_word_boxed(text_gallery, tmp_path: Path
         page.screenshot(path=str(shots_dir(tmp_path) / "gallery-text-stop.png"))
         dialog.get_by_label("Show bounding boxes").uncheck()
         expect(boxes.first).to_be_hidden()
+        page.keyboard.press("Escape")
+
+        # the floor is about labels: at 100 no label box is drawn, the matched word still is
+        page.goto(url + "/?q=stop&min_confidence=100")
+        wait_for_cards(page, {stop.id})
+        page.locator(f'#results .card[data-id="{stop.id}"]').click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog.locator(".box.text-box.match")).to_have_count(1)
+        expect(dialog.locator(".box:not(.text-box)")).to_have_count(0)
+        assert any(lb.Instances for lb in stop.Labels)  # label boxes exist, under the floor
         page.keyboard.press("Escape")
 
         # the hotel sign ("PEACE WAY HOTEL"): found by its words; a photo without text says so

@@ -226,3 +226,35 @@ def test_record_round_trip_keeps_text():
     again = Record.model_validate_json(json.dumps(record.to_json()))
     assert again.TextDetections == [] and again.TextModelVersion == "v"
     assert Record(bucket="b", key="k").to_json().get("TextDetections") is None
+
+
+def test_batches_analyzed_in_several_threads_read_the_same_text(coco_dir: Path, tmp_path: Path):
+    """`analysis_workers` runs batches in parallel threads sharing one TextAnalyzer: the text read
+    is the same as with one thread."""
+    from pixdex.config import Settings
+    from pixdex.indexes.sqlite import SqliteIndex
+    from pixdex.pipeline import build_pipeline
+    from pixdex.sources.local import LocalSource
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    names = ["000000000151.jpg", "000000000094.jpg", *FIXTURE["text_free"][:2]]
+    for name in names:
+        shutil.copy(coco_dir / "images" / name, folder / name)
+    read: dict[int, dict[str, list[dict]]] = {}
+    for workers in (1, 3):
+        settings = Settings(
+            index=str(tmp_path / f"index-{workers}.db"),
+            analyzer=["text"],
+            batch_size=1,
+            analysis_workers=workers,
+        )
+        index = SqliteIndex(settings.index)
+        assert build_pipeline(settings, index).run(LocalSource(folder)).indexed == len(names)
+        read[workers] = {
+            name: [d.to_json() for d in index.get(str(folder), name).TextDetections]
+            for name in names
+        }
+        index.close()
+    assert read[3] == read[1]
+    assert any(read[1].values())  # some text was read

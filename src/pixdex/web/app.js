@@ -321,7 +321,9 @@
 
   // Text read in the photo (TextDetections, docs/text.md): the words the search matched are boxed
   // where they are. Matching is by word, case-insensitive, and lenient on endings the way the
-  // index's stemming is ("stops" finds "STOP").
+  // index's stemming is ("stops" finds "STOP"). The confidence floor is about labels (their boxes
+  // under it are not drawn): a matched word is what found the photo, so it is boxed at any floor
+  // (the text analyzer keeps words read with confidence ≥ 80).
   function queryWords() {
     return (state.q || "").toLowerCase().match(/[\p{L}\p{N}]+/gu) || [];
   }
