@@ -79,7 +79,11 @@ class Settings(BaseSettings):
     workers: int = 2
     threads: int = Field(default=0, description="ONNX Runtime intra-op threads; 0 = all cores")
     analysis_workers: int = Field(
-        default=1, ge=1, le=64, description="batches analyzed at once, each in its own thread"
+        default=2,
+        ge=1,
+        le=64,
+        description="batches analyzed at once, each in its own thread (2: the other core stays "
+        "busy while one batch is in Python code)",
     )
     # Elasticsearch / OpenSearch
     es_username: str | None = None
