@@ -18,7 +18,6 @@ record.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote_plus
 
+from pixdex import safejson
 from pixdex.records import Failure
 from pixdex.sources.base import IMAGE_SUFFIXES, ObjectRef, SourceError, has_image_suffix
 
@@ -84,20 +84,18 @@ def _walk(payload: Any, origin: str, depth: int) -> Iterator[Change]:
         yield from _parse(payload, origin, depth)
     except _Skip as exc:
         log.warning("ignoring %s: %s", origin, exc)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         log.warning("ignoring malformed %s: %s: %s", origin, type(exc).__name__, exc)
 
 
 def _parse(payload: Any, origin: str, depth: int) -> Iterator[Change]:
     if depth > _MAX_DEPTH:
         raise _Skip("nested too deeply to be an S3 notification")
-    if isinstance(payload, bytes | bytearray):
-        payload = payload.decode("utf-8")
-    if isinstance(payload, str):
+    if isinstance(payload, bytes | bytearray | str):
         try:
-            payload = json.loads(payload)
-        except json.JSONDecodeError as exc:
-            raise _Skip(f"not JSON ({exc.msg} at char {exc.pos})") from None
+            payload = safejson.loads(payload)
+        except safejson.JsonError as exc:
+            raise _Skip(str(exc)) from None
     if isinstance(payload, list):
         for i, item in enumerate(payload):
             yield from _walk(item, f"{origin}[{i}]", depth + 1)
@@ -134,7 +132,7 @@ def _parse(payload: Any, origin: str, depth: int) -> Iterator[Change]:
             except _Skip as exc:
                 log.warning("ignoring %s: %s", where, exc)
                 continue
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
                 log.warning("ignoring malformed %s: %s: %s", where, type(exc).__name__, exc)
                 continue
             if change is not None:
