@@ -338,6 +338,12 @@ def _reason(body: Any) -> str:
     return str(body)[:500]
 
 
+def _public_url_safe(url: str) -> str:
+    """As _public_url, for URLs whose port may not parse: credentials cut textually."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}"
+
+
 def _public_url(url: str) -> str:
     """The URL without a password, for messages."""
     parts = urlsplit(url)
@@ -389,7 +395,9 @@ class ElasticIndex:
 
     # --- opening --------------------------------------------------------------------------------
     @classmethod
-    def from_url(cls, url: str, settings: Settings | None = None) -> ElasticIndex:
+    def from_url(
+        cls, url: str, settings: Settings | None = None, *, create: bool = True
+    ) -> ElasticIndex:
         if settings is None:
             from pixdex.config import Settings
 
@@ -408,24 +416,27 @@ class ElasticIndex:
         name = unquote(parts.path.strip("/"))
         if not name or "/" in name or not _NAME.match(name):
             raise IndexUnavailable(
-                f"index URL {_public_url(rest)!r} needs an index name after the host: lower-case"
-                " letters, digits, '.', '_' or '-' (e.g. es+http://127.0.0.1:9200/photos)"
+                f"index URL {_public_url_safe(rest)!r} needs an index name after the host:"
+                " lower-case letters, digits, '.', '_' or '-' (e.g. es+http://127.0.0.1:9200/photos)"
             )
-        options = _Options(
-            refresh=query.get("refresh", "false"),
-            shards=int(query.get("shards", 1)),
-            replicas=int(query["replicas"]) if "replicas" in query else None,
-            batch_docs=int(query.get("batch_docs", 500)),
-            batch_bytes=int(float(query.get("batch_mb", 5)) * 1024 * 1024),
-            retries=int(query.get("retries", 5)),
-            backoff=float(query.get("backoff", 0.5)),
-            timeout=float(query.get("timeout", 30)),
-        )
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 9200)
+            options = _Options(
+                refresh=query.get("refresh", "false"),
+                shards=int(query.get("shards", 1)),
+                replicas=int(query["replicas"]) if "replicas" in query else None,
+                batch_docs=int(query.get("batch_docs", 500)),
+                batch_bytes=int(float(query.get("batch_mb", 5)) * 1024 * 1024),
+                retries=int(query.get("retries", 5)),
+                backoff=float(query.get("backoff", 0.5)),
+                timeout=float(query.get("timeout", 30)),
+            )
+        except ValueError as exc:  # a port or an option that is not a number
+            raise IndexUnavailable(f"bad index URL {_public_url_safe(rest)!r}: {exc}") from None
         if options.refresh not in ("true", "false", "wait_for"):
             raise IndexUnavailable(
                 f"refresh must be true, false or wait_for, not {options.refresh!r}"
             )
-        port = parts.port or (443 if parts.scheme == "https" else 9200)
         host_url = f"{parts.scheme}://{parts.hostname}:{port}"
         username = unquote(parts.username) if parts.username else settings.es_username
         password = unquote(parts.password) if parts.password else settings.es_password
@@ -453,7 +464,7 @@ class ElasticIndex:
                 options,
                 (region, service) if region and sign else None,
             )
-        return cls(_Http(client, flavor), name, location, options)
+        return cls(_Http(client, flavor), name, location, options, create=create)
 
     def _call(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
         """One call, retried on 429/5xx/no answer; IndexUnavailable naming the URL when down."""

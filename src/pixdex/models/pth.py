@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -165,7 +166,13 @@ def _materialise(name: str, ref: _TensorRef) -> np.ndarray:
     flat = ref.storage.data
     assert flat is not None
     if len(ref.size) != len(ref.stride) or any(s < 0 for s in ref.stride):
-        raise PthError(f"{name}: unsupported size/stride {ref.size}/{ref.stride}")
+        raise PthError(f"{name}: unsupported size/stride {ref.size!r:.80}/{ref.stride!r:.80}")
+    if any(not isinstance(n, int) or n < 0 for n in (*ref.size, *ref.stride, ref.offset)):
+        raise PthError(f"{name}: size, stride and offset must be non-negative integers")
+    # A zero stride repeats elements: a crafted file could ask for a 10^12-element copy of a
+    # one-element storage. A state dict's tensors never hold more elements than their storage.
+    if math.prod(ref.size) > flat.size:
+        raise PthError(f"{name}: {math.prod(ref.size):,} elements in a storage of {flat.size:,}")
     last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride, strict=True))
     if ref.offset < 0 or (all(ref.size) and last >= flat.size):
         raise PthError(f"{name}: tensor exceeds its storage")
