@@ -445,7 +445,8 @@ def serve(
     except BindError as exc:
         raise _usage_error(str(exc)) from None
     where = f"[{host}]" if ":" in host else host
-    err.print(f"pixdex serving {settings.index} on http://{where}:{port}/", highlight=False)
+    shown = logs.redactor()(settings.index)  # no password from an es+http://user:pw@ URL
+    err.print(f"pixdex serving {shown} on http://{where}:{port}/", highlight=False)
     try:
         run_server(settings, host=host, port=port, log_level="warning")
     except OSError as exc:  # port in use, address not on this machine
@@ -520,10 +521,10 @@ def worker(
     err.print(str(stats_))
 
 
-def run() -> None:
+def run(prog_name: str | None = None) -> None:
     """The ``pixdex`` command: anything unexpected is one line (and exit 1) unless --verbose."""
     try:
-        app()
+        app(prog_name=prog_name)
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if _verbose:
             raise

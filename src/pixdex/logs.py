@@ -99,9 +99,11 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a broken log call must not break the program
             message = str(record.msg)
-        if record.exc_info and not self.keep_tracebacks:
+        if record.exc_info:
             exc = record.exc_info[1]
-            if exc is not None and record.levelno < logging.CRITICAL:
+            if self.keep_tracebacks:  # --verbose: the traceback, redacted like the message
+                message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
+            elif exc is not None:
                 message = f"{message}: {type(exc).__name__}: {exc}"
             record.exc_info = None
             record.exc_text = None
