@@ -35,6 +35,7 @@ NOISY = (
     "uvicorn.access",
     "watchdog",
     "PIL",
+    "py.warnings",
 )
 
 # user:password@ in URLs, and the usual secret-carrying parameters/headers.
@@ -132,6 +133,10 @@ def setup(verbose: bool = False) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     for name in NOISY:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
+    # Library warnings (Pillow's "Corrupt EXIF data", deprecations) are about files or code the
+    # user cannot change; pixdex records what matters. --verbose shows them.
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
 _stderr_lock = threading.Lock()
