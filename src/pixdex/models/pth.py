@@ -17,6 +17,7 @@ import collections
 import io
 import math
 import pickle
+import pickletools
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +107,30 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return storage
 
 
+#: Opcodes that store into the unpickler's memo with an explicit index.
+_MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
+def _check_opcodes(buf: io.BytesIO) -> None:
+    """Walk the next pickle's opcodes (nothing is built or run) and refuse memo indexes beyond
+    the number of opcodes: the C unpickler grows its memo array to the largest index, so a
+    crafted LONG_BINPUT 10^9 costs gigabytes for a 5-byte instruction. A real state dict's
+    indexes count up from 0."""
+    start = buf.tell()
+    try:
+        for count, (opcode, arg, _) in enumerate(pickletools.genops(buf)):
+            if opcode.name in _MEMO_PUTS and (not isinstance(arg, int) or arg > count):
+                raise PthError(f"corrupt pickle: memo index {arg!r:.20} at opcode {count}")
+    except PthError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - malformed opcode stream
+        raise PthError(f"corrupt pickle: {type(exc).__name__}: {exc}") from None
+    finally:
+        buf.seek(start)
+
+
 def _load_pickle(buf: io.BytesIO) -> tuple[Any, dict[str, _Storage]]:
+    _check_opcodes(buf)
     unpickler = _RestrictedUnpickler(buf)
     try:
         return unpickler.load(), unpickler.storages
