@@ -174,6 +174,12 @@ def index(
     _list_failures("failed", summary.failures, more="pixdex stats --failures")
     for write_error in summary.write_errors[:5]:
         err.print(f"[red]not indexed[/red] {write_error.key}: {write_error.reason}", soft_wrap=True)
+    if any("disk is full" in e.reason for e in summary.write_errors):
+        err.print(
+            f"the disk holding {pipeline.index.location} is full: free space and re-run; "
+            "everything indexed so far is intact",
+            soft_wrap=True,
+        )
     if not summary.ok:
         raise typer.Exit(EXIT_PARTIAL)
 
