@@ -121,7 +121,9 @@ class Pipeline:
         remove records whose objects are gone. ``progress(total)`` returns an advance callback."""
         listed = list(source.list())
         todo, known, unchanged = self.plan(source, listed, force=force)
-        summary = self._process(source, todo, known, progress(len(todo)) if progress else None)
+        # force: re-analyze even identical content (no "touched, same hash" shortcut either)
+        seen = {} if force else known
+        summary = self._process(source, todo, seen, progress(len(todo)) if progress else None)
         summary.unchanged += unchanged
         present = {ref.key for ref in listed}
         gone = [key for key in known if key not in present]
@@ -133,7 +135,7 @@ class Pipeline:
     def process(self, source: Source, refs: Iterable[ObjectRef], *, force: bool = False) -> Summary:
         """Index exactly these objects (what an event names), with the same skip rules."""
         todo, known, unchanged = self.plan(source, refs, force=force)
-        summary = self._process(source, todo, known, None)
+        summary = self._process(source, todo, {} if force else known, None)
         summary.unchanged += unchanged
         return summary
 
