@@ -114,6 +114,7 @@ class RedactingFilter(logging.Filter):
 
 
 _redactor = Redactor()
+_handler: logging.Handler | None = None
 
 
 def redactor() -> Redactor:
@@ -123,12 +124,14 @@ def redactor() -> Redactor:
 
 def setup(verbose: bool = False) -> None:
     """Configure the root logger on stderr, quiet third-party loggers, redact secrets."""
+    global _handler
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(_redactor, keep_tracebacks=verbose))
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    if _handler is not None:  # set up again (tests run many commands in one process)
+        root.removeHandler(_handler)
+    _handler = handler
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     for name in NOISY:
