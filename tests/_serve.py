@@ -81,9 +81,11 @@ class ServeProcess:
     def rss(self) -> int:
         """Resident memory of the server process in bytes (Linux)."""
         assert self.proc is not None
-        from pixdex.memory import rss_bytes
-
-        return rss_bytes(self.proc.pid)
+        try:
+            with open(f"/proc/{self.proc.pid}/statm") as fh:
+                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return 0
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
