@@ -30,7 +30,7 @@ from pixdex.sources.s3 import S3Source, make_client
 
 #: Seeds for the kill points (PIXDEX_FAULT_SEEDS=1,2,3,4,5,6 for more) and photos per run.
 SEEDS = tuple(int(s) for s in os.environ.get("PIXDEX_FAULT_SEEDS", "1,2,3").split(","))
-PHOTOS = 16
+PHOTOS = 32
 
 
 def index_cmd(folder: Path, db: Path) -> list[str]:
@@ -78,28 +78,58 @@ def reference(photos: Path, tmp_path_factory: pytest.TempPathFactory):
     return labels_by_key(db), time.monotonic() - started
 
 
+def committed(db: Path) -> int:
+    """Records committed so far, read as another process would (WAL: never blocks the run)."""
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0  # schema not created yet
+
+
+def kill_at_random_point(cmd: list[str], db: Path, rng: random.Random) -> str:
+    """Start the run and SIGKILL it at a seeded random point: during start-up (model load,
+    listing) or once a random number of batches is committed, plus up to 0.3 s (inside the
+    next batch's fetch, analysis or transaction)."""
+    target = rng.choice([0, *range(4, PHOTOS, 4)])
+    extra = rng.uniform(0.0, 0.3)
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    started = time.monotonic()
+    if target == 0:
+        time.sleep(rng.uniform(0.1, 1.5))
+    else:
+        base = committed(db)
+        while proc.poll() is None and committed(db) < min(base + target, PHOTOS):
+            time.sleep(0.01)
+        time.sleep(extra)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+        what = "killed"
+    else:
+        what = "finished before the kill"
+    proc.wait(timeout=60)
+    after = committed(db)
+    return f"{what} at {time.monotonic() - started:.1f} s with {after} records"
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_sigkill_at_random_points_then_rerun_gives_one_record_per_image(
     photos: Path, reference, tmp_path: Path, seed: int
 ):
-    expected, duration = reference
+    expected, _ = reference
     rng = random.Random(seed)
     db = tmp_path / "index.db"
     kills = []
     for _ in range(2):  # killed twice (the second time while resuming), then left to finish
-        delay = rng.uniform(0.2, duration)
-        proc = subprocess.Popen(index_cmd(photos, db), stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-        # whole batches only, nothing half-written, no duplicates
-        committed = len(labels_by_key(db)) if db.exists() else 0
-        kills.append(f"{delay:.1f} s ({committed} records)")
+        kills.append(kill_at_random_point(index_cmd(photos, db), db, rng))
+        if db.exists():
+            labels_by_key(db)  # whole batches only, nothing half-written, no duplicates
     done = subprocess.run(index_cmd(photos, db), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    print(f"seed {seed}: SIGKILL at {', '.join(kills)}; rerun: {len(expected)} records")
-    assert labels_by_key(db) == expected, f"seed {seed}, killed at {kills}"
+    print(f"seed {seed}: {'; '.join(kills)}; rerun: {len(expected)} records")
+    assert labels_by_key(db) == expected, f"seed {seed}: {kills}"
 
 
 # --- Elasticsearch / OpenSearch stopped mid-run and started again ---
@@ -146,10 +176,19 @@ def test_search_server_stopped_mid_run_reports_the_rest_and_a_rerun_completes(
     reported = {e.key for e in summary.write_errors}
     assert all(e.reason for e in summary.write_errors)
     stored = set(index.known(source.bucket))
-    assert len(stored) == summary.indexed  # what the run said it indexed is there, no more
-    assert reported.isdisjoint(stored)
+    everything = {ref.key for ref in source.list()}
+    # What the run said it indexed is there; what it reported not indexed may be there too when
+    # the server applied a batch and died before answering (an outcome no client can know):
+    # the report errs on the safe side, and every image is either stored or reported.
+    assert len(stored) >= summary.indexed
+    assert stored | reported == everything
     rerun = Pipeline([ShapeAnalyzer()], open_index(url), batch_size=4).run(LocalSource(photos))
     assert rerun.ok and rerun.indexed == total - len(stored)
+    print(
+        f"{flavor} stopped at fetch 10 of {total}: indexed {summary.indexed}, reported not "
+        f"indexed {summary.not_indexed} ({len(reported)} named), stored {len(stored)}; "
+        f"restarted, rerun indexed {rerun.indexed}, unchanged {rerun.unchanged}"
+    )
     final = open_index(url)
     assert len(final.known(source.bucket)) == total
     assert final.search(SearchQuery(limit=0, facets=0)).total == total  # one doc per image
@@ -195,6 +234,11 @@ def test_minio_throttling_and_stalls_back_off_report_and_complete_on_rerun(
     rerun = pipeline.run(S3Source(bucket, "p/", client=make_client(endpoint_url=minio.endpoint)))
     assert rerun.ok and rerun.indexed == 2 and rerun.unchanged == 10
     assert sorted(index.known(bucket)) == keys and index.failures(bucket) == []
+    print(
+        f"MinIO faults: {len(gets)} GETs of the throttled object, run {elapsed:.1f} s; "
+        f"failed {summary.failed} ({'; '.join(sorted(reasons.values()))}); rerun indexed "
+        f"{rerun.indexed}, unchanged {rerun.unchanged}"
+    )
 
 
 def test_minio_gone_is_one_clear_line_and_exit_3(tmp_path: Path, s3_env):
@@ -260,3 +304,5 @@ def test_disk_full_under_sqlite_is_a_clear_error_and_the_index_stays_intact(
     done = subprocess.run(index_cmd(folder, db), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert len(labels_by_key(db)) == PHOTOS
+    print(f"disk full: {len(before)} records before, {len(after)} intact after the full run;")
+    print("  " + "\n  ".join(line for line in full.stderr.splitlines() if "full" in line))
