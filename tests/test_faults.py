@@ -259,13 +259,13 @@ def test_minio_gone_is_one_clear_line_and_exit_3(tmp_path: Path, s3_env):
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
-    """A 600 KB tmpfs: needs root (mount); skipped with the reason otherwise."""
+    """A 2 MB tmpfs: needs root (mount); skipped with the reason otherwise."""
     mount = tmp_path / "small"
     mount.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("needs root to mount a size-limited tmpfs for the disk-full test")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
         capture_output=True, text=True,
     )  # fmt: skip
     if done.returncode != 0:
