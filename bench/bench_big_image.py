@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pixdex-big-"))
     big = png(args.side)
-    env = {"PIXDEX_CACHE_DIR": str(tmp / "cache"), "PIXDEX_PEOPLE": "false"}
+    env = {"PIXDEX_CACHE_DIR": str(tmp / "cache"), "PIXDEX_OBJECTS": "false"}
     mb = 2**20
     with ServeProcess(["--index", str(tmp / "i.db")], tmp / "serve.log", env) as server:
         status, seconds, text = ask(server.url, png(200))  # loads the model

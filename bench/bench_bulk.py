@@ -21,7 +21,7 @@ from pathlib import Path
 
 from test_api import coco_records
 
-from pixdex.indexes.elastic import ElasticIndex, _search_doc
+from pixdex.indexes.elastic import ElasticIndex, search_doc
 from pixdex.records import Record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def run(scheme: str, url: str, docs: list[Record], batch: int) -> tuple[float, s
             errors = index.upsert(docs[i : i + 1000])
             assert not errors, errors[:3]
         elapsed = time.perf_counter() - started
-        index._call("POST", f"/{name}/_refresh")
+        index.conn.call("POST", f"/{name}/_refresh")
         assert index.stats().records == len(docs)
         return len(docs) / elapsed, index.server_version
     finally:
@@ -72,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     docs = records(args.docs)
     started = time.perf_counter()
-    size = sum(len(str(_search_doc(r))) for r in docs)
+    size = sum(len(str(search_doc(r))) for r in docs)
     prep = len(docs) / (time.perf_counter() - started)
     print(f"{len(docs)} records, ~{size / len(docs):.0f} chars/doc; prep {prep:,.0f} docs/s")
     targets = [

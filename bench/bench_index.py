@@ -38,16 +38,23 @@ def per_analyzer(photos: list[Path], rounds: int) -> None:
     decode_ms = (time.perf_counter() - t0) * 1000 / len(photos)
     print(f"decode (draft, min side {min_side}): {decode_ms:.2f} ms/image")
     for analyzer in analyzers:
-        best = float("inf")
+        best, cpu = float("inf"), float("inf")
         for _ in range(rounds):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for i in range(0, len(images), 16):
                 analyzer.analyze(images[i : i + 16])
             best = min(best, (time.perf_counter() - t0) * 1000 / len(images))
-        print(f"{analyzer.name:<12} {best:7.2f} ms/image  ({analyzer.version})")
+            cpu = min(cpu, (time.process_time() - c0) * 1000 / len(images))
+        print(
+            f"{analyzer.name:<12} {best:7.2f} ms/image wall, {cpu:7.2f} ms CPU"
+            f"  ({analyzer.version})"
+        )
 
 
-def pipeline_speed(folder: Path, rounds: int, people: bool) -> None:
+def pipeline_speed(
+    folder: Path, rounds: int, detector: str | None, threads: int = 0, analysis_workers: int = 1
+) -> None:
+    """``detector``: the object detector preset, or None for no object detector."""
     from pixdex.config import load_settings
     from pixdex.indexes.sqlite import SqliteIndex
     from pixdex.pipeline import build_pipeline
@@ -57,7 +64,13 @@ def pipeline_speed(folder: Path, rounds: int, people: bool) -> None:
     cold, warm = [], []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as tmp:
-            settings = load_settings(index=str(Path(tmp) / "index.db"), people=people)
+            settings = load_settings(
+                index=str(Path(tmp) / "index.db"),
+                objects=detector is not None,
+                detector=detector or "ssdlite",
+                threads=threads,
+                analysis_workers=analysis_workers,
+            )
             index = SqliteIndex(Path(tmp) / "index.db")
             pipeline = build_pipeline(settings, index)
             t0 = time.perf_counter()
@@ -69,7 +82,8 @@ def pipeline_speed(folder: Path, rounds: int, people: bool) -> None:
             warm.append(n / (time.perf_counter() - t0))
             assert summary.unchanged == n, summary
             index.close()
-    what = "all default analyzers" if people else "without the person detector"
+    what = f"objects by {detector}" if detector else "without the object detector"
+    what += f", {threads or 'all'} model thread(s) × {analysis_workers} analysis worker(s)"
     print(
         f"pixdex index, {n} images, {what}, empty index: {statistics.median(cold):.1f} img/s "
         f"(median of {rounds}; runs {', '.join(f'{x:.1f}' for x in cold)})"
@@ -100,8 +114,8 @@ def main() -> None:
         for c in range(args.copies):
             for p in photos:
                 shutil.copy(p, folder / f"{c}-{p.name}")
-        pipeline_speed(folder, args.rounds, people=True)
-        pipeline_speed(folder, args.rounds, people=False)
+        for detector in ("ssdlite+nanodet", "ssdlite", None):
+            pipeline_speed(folder, args.rounds, detector)
 
 
 if __name__ == "__main__":

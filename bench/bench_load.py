@@ -186,7 +186,7 @@ def main() -> int:
     index = SqliteIndex(db)
     index.upsert(coco_records(SHARED / "coco128"))
     index.close()
-    env = {"PIXDEX_CACHE_DIR": str(tmp / "cache"), "PIXDEX_PEOPLE": "false"}
+    env = {"PIXDEX_CACHE_DIR": str(tmp / "cache"), "PIXDEX_OBJECTS": "false"}
     stats, rss, index_log = Stats(), [], []
     with ServeProcess(["--index", str(db)], tmp / "serve.log", env) as server:
         httpx.get(f"{server.url}/api/search", params={"label": "dog"}, timeout=60)

@@ -1,15 +1,27 @@
 #!/usr/bin/env python3
-"""Label quality on coco128: per-image recall of annotated COCO categories and precision of the
-emitted labels that map to a COCO category (mapping: tests/data/coco_label_map.json).
+"""What the default labels see, measured on annotated photos — and the fit of the object
+detectors' fusion weights and confidence calibration.
 
-    .venv/bin/python bench/eval_labels.py [--model efficientnet-lite0] [--fit-temperature]
+    .venv/bin/python bench/eval_labels.py                    # report: voc-report and coco128
+    .venv/bin/python bench/eval_labels.py --fit              # fit on voc-fit, print the presets
+    .venv/bin/python bench/eval_labels.py --speed            # + end-to-end `pixdex index` img/s
+    .venv/bin/python bench/eval_labels.py --detector ssdlite --datasets voc-report
 
-Recall counts an (image, category) pair as found when any label mapped to the category is
-emitted with Confidence ≥ --min-confidence (55, Rekognition's default); "salient" restricts to
-categories whose annotated boxes cover ≥ 10 % of the image. Precision: of the emitted labels that
-map to some COCO category, the share whose category is annotated in the image.
-``--fit-temperature`` picks the softmax temperature minimizing the log loss of "category present"
-over all (image, mapped category) pairs, and prints reliability before/after.
+Runs the product's own analyzers (the ImageNet classifier and the object detectors, merged as
+``pixdex index`` merges them) on each photo and scores, at Confidence ≥ --min-confidence (55,
+Rekognition's default):
+
+- image-level recall and precision per COCO category and overall: a category is *emitted* when a
+  label mapped to it reaches the floor (detector labels map by name; classifier labels through
+  tests/data/coco_label_map.json); on VOC only its 20 categories are scored (bench/datasets.py);
+- Person: recall on photos with a person covering > 1 % of the image, and the share of
+  person-free photos that get a Person label;
+- boxes: the share of non-person objects covering > 1 % of the image that an instance box of the
+  right label matches at IoU ≥ 0.5;
+- the share of photos with no label at all at the floor.
+
+Where the photos come from and which split is for fitting: bench/datasets.py. Figures on coco128
+flatter the detectors, which trained on those photos.
 """
 
 from __future__ import annotations
@@ -17,246 +29,331 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
+import subprocess
 import sys
+import tempfile
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from pixdex.models.classifier import Classifier
-
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("PIXDEX_SHARED", REPO.parent / "shared"))
-COCO = SHARED / "data" / "coco128"
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
+
+import datasets  # noqa: E402
+
+from pixdex.analyzers.base import merge_partials  # noqa: E402
+from pixdex.analyzers.objects import PRESETS, ObjectDetectionAnalyzer, Preset  # noqa: E402
+from pixdex.imaging import decode  # noqa: E402
+from pixdex.models.detectors import COCO80, DETECTORS, Detections, fuse  # noqa: E402
+from pixdex.taxonomy import coco  # noqa: E402
+
 LABEL_MAP = REPO / "tests" / "data" / "coco_label_map.json"
+#: analyzers run with this floor so that every threshold can be scored afterwards
+FLOOR = 1.0
+
+
+def category_map() -> dict[str, str]:
+    """Label name → COCO category: the detectors' names, then the classifier's mapped labels."""
+    out = {info.name: cat for info, cat in zip(coco().classes, COCO80, strict=True)}
+    for cat, names in json.loads(LABEL_MAP.read_text())["map"].items():
+        for name in names:
+            out.setdefault(name, cat)
+    return out
 
 
 @dataclass
-class Truth:
-    """COCO annotations per image: category → share of the image its boxes cover."""
+class Outputs:
+    """What the analyzers said about one photo."""
 
-    images: list[Path]
-    present: list[dict[str, float]]
+    per_model: list[Detections]  # raw detections per detector (decoded-image pixels)
+    size: tuple[int, int]  # the decoded image's size
+    classifier: list  # the classifier's labels (Label objects)
 
 
-def load_truth(coco: Path = COCO) -> Truth:
-    data = json.loads((coco / "annotations" / "instances.json").read_text())
-    names = {c["id"]: c["name"] for c in data["categories"]}
-    size = {im["id"]: (im["file_name"], im["width"] * im["height"]) for im in data["images"]}
-    cover: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for a in data["annotations"]:
-        cover[a["image_id"]][names[a["category_id"]]] += a["area"] / size[a["image_id"]][1]
-    ids = sorted(size, key=lambda i: size[i][0])
-    return Truth(
-        images=[coco / "images" / size[i][0] for i in ids],
-        present=[dict(cover[i]) for i in ids],
+def analyze(ds: datasets.Dataset, detector_keys: tuple[str, ...], classifier: bool,
+            threads: int = 0) -> list[Outputs]:  # fmt: skip
+    from pixdex.analyzers.labels import LabelAnalyzer
+    from pixdex.config import Settings
+
+    detectors = [DETECTORS[key](threads=threads) for key in detector_keys]
+    # the analyzer's own view of a photo (one resize for all detectors), as pixdex index does
+    objects = ObjectDetectionAnalyzer(
+        detectors, Preset(detector_keys, (1 / len(detectors),) * len(detectors), 1.0, 0.0)
     )
+    settings = Settings(threads=threads, min_confidence=FLOOR, max_labels=1000)
+    clf = LabelAnalyzer.from_settings(settings) if classifier else None
+    min_side = max([objects.min_side] + ([clf.min_side] if clf else []))
+    out = []
+    for photo in ds.photos:
+        img = decode(photo.path.read_bytes(), min_side=min_side)
+        view = objects.view(img.image)
+        per_model = [d.detect(view) for d in detectors]
+        labels = clf.analyze([img])[0]["Labels"] if clf else []
+        out.append(Outputs(per_model, view.size, labels))
+    return out
 
 
-def load_map(path: Path = LABEL_MAP) -> dict[str, list[str]]:
-    return json.loads(path.read_text())["map"]
+def labels_for(outputs: list[Outputs], preset: Preset, detectors: tuple[str, ...]) -> list[list]:
+    """Merged labels per photo (classifier + objects with ``preset``), floor FLOOR."""
+    index = [detectors.index(k) for k in preset.detectors]
+    analyzer = ObjectDetectionAnalyzer.__new__(ObjectDetectionAnalyzer)
+    analyzer.preset, analyzer.min_confidence, analyzer.vocabulary = preset, FLOOR, coco()
+    merged = []
+    for o in outputs:
+        dets = fuse([o.per_model[i] for i in index], preset.weights)
+        objects = analyzer.labels(dets, o.size)
+        merged.append(merge_partials([{"Labels": o.classifier}, {"Labels": objects}])["Labels"])
+    return merged
 
 
 @dataclass
 class Quality:
     pairs: int = 0
     found: int = 0
-    salient_pairs: int = 0
-    salient_found: int = 0
     emitted: int = 0
     correct: int = 0
     per_category: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
-    wrong: list[tuple[str, str]] = field(default_factory=list)
+    person_photos: int = 0
+    person_found: int = 0
+    no_person_photos: int = 0
+    false_person: int = 0
+    objects: int = 0
+    boxed: int = 0
+    unlabelled: int = 0
+    photos: int = 0
 
     @property
     def recall(self) -> float:
         return self.found / max(1, self.pairs)
 
     @property
-    def salient_recall(self) -> float:
-        return self.salient_found / max(1, self.salient_pairs)
-
-    @property
     def precision(self) -> float:
         return self.correct / max(1, self.emitted)
 
 
-def score(
-    labels_per_image: list[dict[str, float]],
-    truth: Truth,
-    mapping: dict[str, list[str]],
-    *,
-    min_confidence: float = 55.0,
-    skip: set[str] = frozenset(),
-) -> Quality:
-    """``labels_per_image``: label name → confidence, per image in ``truth`` order."""
-    category_of = {label: cat for cat, labels in mapping.items() for label in labels}
-    q = Quality()
-    for path, present, labels in zip(truth.images, truth.present, labels_per_image, strict=True):
-        shown = {n for n, c in labels.items() if c >= min_confidence}
-        for cat, labels_for in mapping.items():
-            if cat not in present or cat in skip:
-                continue
-            hit = any(lb in shown for lb in labels_for)
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union if union > 0 else 0.0
+
+
+def score(ds: datasets.Dataset, labels: list[list], floor: float) -> Quality:
+    cat_of = category_map()
+    q = Quality(photos=len(ds.photos))
+    for photo, photo_labels in zip(ds.photos, labels, strict=True):
+        shown = [lb for lb in photo_labels if lb.Confidence >= floor]
+        q.unlabelled += not shown
+        emitted = {cat_of[lb.Name] for lb in shown if lb.Name in cat_of} & ds.categories
+        present, ignored = photo.present(), photo.ignored()
+        for cat in present:
             q.pairs += 1
-            q.found += hit
+            q.found += cat in emitted
             q.per_category[cat][0] += 1
-            q.per_category[cat][1] += hit
-            if present[cat] >= 0.10:
-                q.salient_pairs += 1
-                q.salient_found += hit
-        for cat in {category_of[n] for n in shown if n in category_of} - skip:
+            q.per_category[cat][1] += cat in emitted
+        for cat in emitted - ignored:
             q.emitted += 1
-            if cat in present:
-                q.correct += 1
-            else:
-                q.wrong.append((path.name, cat))
+            q.correct += cat in present
+        people = [b for b in photo.boxes if b.category == "person"]
+        if any(b.xywh[2] * b.xywh[3] > 0.01 * photo.area and not b.difficult for b in people):
+            q.person_photos += 1
+            q.person_found += "person" in emitted
+        if not people:
+            q.no_person_photos += 1
+            q.false_person += "person" in emitted
+        instances = [
+            (cat_of[lb.Name], inst) for lb in shown if lb.Name in cat_of for inst in lb.Instances
+        ]
+        for b in photo.boxes:
+            x, y, w, h = b.xywh
+            if b.category == "person" or b.difficult or b.crowd or w * h <= 0.01 * photo.area:
+                continue
+            q.objects += 1
+            truth = (x, y, x + w, y + h)
+            q.boxed += any(
+                cat == b.category and _iou(truth, _pixels(inst, photo)) >= 0.5
+                for cat, inst in instances
+            )
     return q
 
 
-@cache
-def classifier(model: str) -> Classifier:
-    """One ONNX Runtime session per model for the run (the temperature fit scores 21 times)."""
-    from pixdex.models.classifier import Classifier
-
-    return Classifier(model)
+def _pixels(inst, photo: datasets.Photo) -> tuple[float, float, float, float]:
+    bb = inst.BoundingBox
+    x0, y0 = bb.Left * photo.width, bb.Top * photo.height
+    return x0, y0, x0 + bb.Width * photo.width, y0 + bb.Height * photo.height
 
 
-def logits_for(images: list[Path], model: str, batch: int = 16) -> np.ndarray:
-    from pixdex.imaging import decode
-
-    clf = classifier(model)
-    out = []
-    for i in range(0, len(images), batch):
-        decoded = [decode(p.read_bytes(), min_side=clf.min_side) for p in images[i : i + batch]]
-        out.append(clf.predict(np.stack([clf.preprocess(d.image) for d in decoded])))
-    return np.concatenate(out)
-
-
-def label_scores(logits: np.ndarray, model: str, temperature: float | None) -> list[dict]:
-    from pixdex.analyzers.labels import LabelAnalyzer
-
-    analyzer = LabelAnalyzer(classifier(model), temperature=temperature)
-    return [analyzer.scores(p) for p in analyzer.probabilities(logits)]
-
-
-def people_scores(images: list[Path]) -> list[dict[str, float]] | None:
-    """Person confidence per image from the people detector, when it is installed."""
-    try:
-        from pixdex.analyzers.people import PeopleAnalyzer
-    except ImportError:
-        return None
-    from pixdex.imaging import decode
-
-    people = PeopleAnalyzer(min_confidence=0.0)
-    out = []
-    for p in images:
-        result = people.analyze([decode(p.read_bytes(), min_side=people.min_side)])[0]
-        out.append({lb.Name: lb.Confidence for lb in result["Labels"]})
-    return out
+def report(ds: datasets.Dataset, q: Quality, floor: float, what: str) -> None:
+    flag = "  (the detectors TRAINED on these photos: flattering)" if ds.seen_in_training else ""
+    print(f"\n== {ds.name}: {q.photos} photos, {what}, confidence >= {floor:g}{flag}")
+    print(f"image-level recall    {q.found}/{q.pairs} = {q.recall:.3f}")
+    print(f"image-level precision {q.correct}/{q.emitted} = {q.precision:.3f}")
+    print(
+        f"Person recall (> 1 % of the image) {q.person_found}/{q.person_photos} = "
+        f"{q.person_found / max(1, q.person_photos):.3f}; false Person on person-free photos "
+        f"{q.false_person}/{q.no_person_photos} = {q.false_person / max(1, q.no_person_photos):.3f}"
+    )
+    print(
+        f"objects > 1 % (not person) boxed at IoU >= 0.5: {q.boxed}/{q.objects} = "
+        f"{q.boxed / max(1, q.objects):.3f}"
+    )
+    print(f"photos without any label: {q.unlabelled}/{q.photos} = {q.unlabelled / q.photos:.3f}")
+    cats = sorted(q.per_category.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    print("per category (found/annotated): " + ", ".join(f"{c} {k}/{n}" for c, (n, k) in cats))
 
 
-def log_loss(scores: list[dict], truth: Truth, mapping: dict[str, list[str]]) -> float:
-    total, n = 0.0, 0
-    for present, labels in zip(truth.present, scores, strict=True):
-        for cat, names in mapping.items():
-            if cat == "person":
-                continue
-            p = min(max(max(labels.get(x, 0.0) for x in names) / 100, 1e-6), 1 - 1e-6)
-            y = cat in present
-            total -= math.log(p if y else 1 - p)
-            n += 1
-    return total / n
+# --- fitting -------------------------------------------------------------------------------------
+def pairs_for(ds: datasets.Dataset, outputs: list[Outputs], preset: Preset,
+              detectors: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(best fused score, present) per (photo, scored category) — what calibration is fit on."""
+    index = [detectors.index(k) for k in preset.detectors]
+    xs, ys = [], []
+    for photo, o in zip(ds.photos, outputs, strict=True):
+        dets = fuse([o.per_model[i] for i in index], preset.weights)
+        best: dict[str, float] = {}
+        for c, s in zip(dets.classes, dets.scores, strict=True):
+            best[COCO80[c]] = max(best.get(COCO80[c], 0.0), float(s))
+        for cat in ds.categories - photo.ignored():
+            xs.append(best.get(cat, 0.0))
+            ys.append(cat in photo.present())
+    return np.array(xs), np.array(ys, dtype=np.float64)
 
 
-def reliability(scores: list[dict], truth: Truth, mapping: dict[str, list[str]]) -> list[str]:
-    """Confidence bins of emitted mapped labels → how often the category was really there."""
-    bins: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for present, labels in zip(truth.present, scores, strict=True):
-        for cat, names in mapping.items():
-            if cat == "person":
-                continue
-            c = max(labels.get(x, 0.0) for x in names)
-            if c >= 20:
-                b = min(int(c // 20), 4)
-                bins[b][0] += 1
-                bins[b][1] += cat in present
-    return [
-        f"  confidence {b * 20:>3}-{b * 20 + 20:<3}: {k:>3} labels, {100 * h / k:5.1f} % right"
-        for b, (k, h) in sorted(bins.items())
-    ]
+def fit_platt(x: np.ndarray, y: np.ndarray, floor: float = 0.05) -> tuple[float, float]:
+    """Logistic regression of presence on logit(score), over the pairs with a candidate at all
+    (score ≥ ``floor``; below it nothing is ever emitted). Newton's method, 2 parameters."""
+    keep = x >= floor
+    z = np.log(np.clip(x[keep], 1e-6, 1 - 1e-6) / (1 - np.clip(x[keep], 1e-6, 1 - 1e-6)))
+    t = y[keep]
+    a, b = 1.0, 0.0
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-(a * z + b)))
+        g = np.array([np.sum((p - t) * z), np.sum(p - t)])
+        w = p * (1 - p) + 1e-9
+        h = np.array([[np.sum(w * z * z), np.sum(w * z)], [np.sum(w * z), np.sum(w)]])
+        step = np.linalg.solve(h, g)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(a), float(b)
 
 
-def fit_temperature(
-    logits: np.ndarray,
-    model: str,
-    truth: Truth,
-    mapping: dict[str, list[str]],
-    min_confidence: float,
-    target_precision: float = 0.85,
-) -> float:
-    """The temperature with the best recall at ``min_confidence`` whose precision there stays
-    ≥ ``target_precision``: Rekognition's default floor (55) should mean "usually right".
-    The log-loss optimum is printed too; on 128 photos it mostly rewards silence."""
-    print(f"{'T':>5} {'recall':>7} {'salient':>7} {'precision':>9} {'log loss':>8}")
-    best, best_recall = 1.0, -1.0
-    for t in [round(0.5 + 0.05 * i, 2) for i in range(21)]:
-        scores = label_scores(logits, model, t)
-        q = score(scores, truth, mapping, min_confidence=min_confidence, skip={"person"})
-        loss = log_loss(scores, truth, mapping)
-        print(f"{t:5.2f} {q.recall:7.3f} {q.salient_recall:7.3f} {q.precision:9.3f} {loss:8.4f}")
-        if q.precision >= target_precision and q.recall > best_recall:
-            best, best_recall = t, q.recall
-    print(f"chosen T={best} (best recall with precision >= {target_precision})")
-    for t in sorted({1.0, best}):
-        print(f"reliability at T={t}:")
-        print("\n".join(reliability(label_scores(logits, model, t), truth, mapping)))
+#: the operating point: Confidence 55 is where, on the fit photos, the image-level precision of
+#: the labels is this (the classifier's temperature uses the same rule: docs/labels.md)
+TARGET_PRECISION = 0.85
+
+
+def operating_point(ds: datasets.Dataset, outputs: list[Outputs], preset: Preset,
+                    detectors: tuple[str, ...]) -> float:  # fmt: skip
+    """The lowest Confidence (to 0.5) at which precision on ``ds`` is ≥ TARGET_PRECISION."""
+    labels = labels_for(outputs, preset, detectors)
+    best = 99.5
+    for c in np.arange(99.5, 1.0, -0.5):
+        if score(ds, labels, float(c)).precision < TARGET_PRECISION:
+            break
+        best = float(c)
     return best
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="efficientnet-lite0")
-    ap.add_argument("--temperature", type=float, default=None)
-    ap.add_argument("--min-confidence", type=float, default=55.0)
-    ap.add_argument("--fit-temperature", action="store_true")
-    ap.add_argument("--no-people", action="store_true", help="leave 'person' out")
-    args = ap.parse_args()
-    sys.path.insert(0, str(REPO / "src"))
+#: Person's own operating point: the share of person-free fit photos with a Person label
+TARGET_FALSE_PERSON = 0.04
 
-    truth, mapping = load_truth(), load_map()
-    logits = logits_for(truth.images, args.model)
-    if args.fit_temperature:
-        fit_temperature(logits, args.model, truth, mapping, args.min_confidence)
-    scores = label_scores(logits, args.model, args.temperature)
-    people = None if args.no_people else people_scores(truth.images)
-    skip: set[str] = set()
-    if people is None:
-        skip.add("person")
-        print("'person' left out (--no-people, or the people detector is not installed)")
-    else:
-        for s, p in zip(scores, people, strict=True):
-            s["Person"] = max(s.get("Person", 0.0), p.get("Person", 0.0))
-    q = score(scores, truth, mapping, min_confidence=args.min_confidence, skip=skip)
-    print(f"model {args.model}, {len(truth.images)} images, min confidence {args.min_confidence}")
-    print(f"recall (all annotated mapped categories): {q.found}/{q.pairs} = {q.recall:.3f}")
-    print(
-        f"recall (categories covering >= 10 % of the image): {q.salient_found}/{q.salient_pairs}"
-        f" = {q.salient_recall:.3f}"
-    )
-    print(f"precision of mapped labels: {q.correct}/{q.emitted} = {q.precision:.3f}")
-    unlabelled = sum(max(s.values()) < args.min_confidence for s in scores)
-    print(f"photos with no label >= {args.min_confidence}: {unlabelled}/{len(scores)}")
-    print("per category (found/annotated):")
-    for cat, (n, k) in sorted(q.per_category.items(), key=lambda kv: -kv[1][0]):
-        print(f"  {cat:<16} {k}/{n}")
-    print("wrong mapped labels:", ", ".join(f"{img}:{cat}" for img, cat in q.wrong) or "none")
+
+def person_point(ds: datasets.Dataset, outputs: list[Outputs], preset: Preset,
+                 detectors: tuple[str, ...]) -> float:  # fmt: skip
+    """The lowest Confidence (to 0.5) at which the false-Person rate on ``ds`` is at most
+    TARGET_FALSE_PERSON (a margin under the product's 5 %)."""
+    labels = labels_for(outputs, preset, detectors)
+    best = 99.5
+    for c in np.arange(99.5, 1.0, -0.5):
+        q = score(ds, labels, float(c))
+        if q.false_person > TARGET_FALSE_PERSON * q.no_person_photos:
+            break
+        best = float(c)
+    return best
+
+
+def fit(ds: datasets.Dataset, outputs: list[Outputs], detectors: tuple[str, ...],
+        floor: float) -> None:  # fmt: skip
+    """For each detector combination (and fusion weights): the Platt slope by logistic
+    regression of "category present" on logit(fused score), then the offset that puts the
+    operating point (TARGET_PRECISION on these photos) at Confidence ``floor``."""
+    print(f"\n== fitting on {ds.name} ({len(ds.photos)} photos)")
+    candidates: list[Preset] = []
+    if len(detectors) == 2:
+        for w in (0.3, 0.4, 0.5, 0.6):
+            candidates.append(Preset(detectors, (round(1 - w, 2), w), 1.0, 0.0))
+    for key in detectors:
+        candidates.append(Preset((key,), (1.0,), 1.0, 0.0))
+    print(f"{'detectors':<18} {'weights':<10} {'slope':>6} {'offset':>7} {'person':>7} "
+          f"{'recall':>7} {'precision':>9} {'person':>7} {'falsePer':>8}")  # fmt: skip
+    for cand in candidates:
+        x, y = pairs_for(ds, outputs, cand, detectors)
+        a, b = fit_platt(x, y)
+        point = operating_point(ds, outputs, Preset(cand.detectors, cand.weights, a, b), detectors)
+        b += math.log(floor / (100 - floor)) - math.log(point / (100 - point))
+        preset = Preset(cand.detectors, cand.weights, a, b)
+        person = person_point(ds, outputs, preset, detectors)
+        shift = math.log(floor / (100 - floor)) - math.log(person / (100 - person))
+        preset = Preset(cand.detectors, cand.weights, round(a, 3), round(b, 3), round(b + shift, 3))
+        q = score(ds, labels_for(outputs, preset, detectors), floor)
+        print(
+            f"{'+'.join(preset.detectors):<18} {','.join(map(str, preset.weights)):<10} "
+            f"{preset.slope:6.3f} {preset.offset:7.3f} {preset.person_offset:7.3f} "
+            f"{q.recall:7.3f} {q.precision:9.3f} "
+            f"{q.person_found / max(1, q.person_photos):7.3f} "
+            f"{q.false_person / max(1, q.no_person_photos):8.3f}"
+        )
+    print("(Confidence = 100 × sigmoid(slope × logit(score) + offset), Person's offset its own;")
+    print(f" recall and precision at Confidence >= {floor:g} on these photos)")
+
+
+def speed(ds: datasets.Dataset, detector: str) -> None:
+    """End to end: ``pixdex index`` over the photos' folder into a fresh SQLite file."""
+    folder = ds.photos[0].path.parent
+    with tempfile.TemporaryDirectory(prefix="pixdex-eval-") as tmp:
+        cmd = [str(REPO / ".venv" / "bin" / "pixdex"), "index", str(folder), "--index",
+               str(Path(tmp) / "i.db")]  # fmt: skip
+        env = {"PIXDEX_DETECTOR": detector, "PATH": "/usr/bin:/bin"}
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        took = time.perf_counter() - start
+    n = len(list(folder.glob("*.jpg")))
+    print(f"\n`pixdex index {folder}`: {n} photos in {took:.1f} s = {n / took:.1f} img/s "
+          "(start-up and model loading included)")  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--datasets", nargs="+", default=["voc-report", "coco128"],
+                    choices=datasets.NAMES)  # fmt: skip
+    ap.add_argument("--detector", default="ssdlite+nanodet", choices=sorted(PRESETS))
+    ap.add_argument("--min-confidence", type=float, default=55.0)
+    ap.add_argument("--no-classifier", action="store_true", help="objects only")
+    ap.add_argument("--fit", action="store_true", help="fit on voc-fit, print the presets")
+    ap.add_argument("--speed", action="store_true", help="also time `pixdex index` end to end")
+    args = ap.parse_args()
+    preset = PRESETS[args.detector]
+    detectors = preset.detectors
+    if args.fit:
+        ds = datasets.load("voc-fit")
+        fit(ds, analyze(ds, tuple(DETECTORS), not args.no_classifier), tuple(DETECTORS),
+            args.min_confidence)  # fmt: skip
+        return 0
+    what = f"detectors {args.detector}" + ("" if args.no_classifier else " + classifier")
+    for name in args.datasets:
+        ds = datasets.load(name)
+        outputs = analyze(ds, detectors, not args.no_classifier)
+        q = score(ds, labels_for(outputs, preset, detectors), args.min_confidence)
+        report(ds, q, args.min_confidence, what)
+        if args.speed:
+            speed(ds, args.detector)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -151,7 +151,6 @@ PARENTS: dict[str, str] = {
     "vessel.n.03": "Vessel",
     "lamp.n.01": "Lamp",
     "clock.n.01": "Clock",
-    "timepiece.n.01": "Clock",
     "toy.n.01": "Toy",
     "textile.n.01": "Textile",
     # clothing
@@ -250,6 +249,36 @@ MAX_PARENTS = 5
 # Hypernym edges not followed for parents: WordNet files a wheeled vehicle under "container"
 # (it carries things), which would make every car a Container.
 SKIP_EDGES: set[tuple[str, str]] = {("wheeled_vehicle.n.01", "container.n.01")}
+
+# Classes whose WordNet reading misleads a photo search, by ImageNet id: a new Name, extra
+# aliases, and/or parents (the whole chain, replacing WordNet's) and category. Each says why.
+# Names shared with the object detectors' vocabulary (taxonomy/coco.json) make the two
+# analyzers' labels merge into one.
+CLASS_OVERRIDES: dict[str, dict] = {
+    # WordNet: a timer; "Clock" came from timepiece, which is gone from PARENTS for that reason
+    "n03891332": {"parents": []},  # parking meter
+    # WordNet files it under sandwich; nobody searching "sandwich" means a hot dog. The detector
+    # says "Hot Dog" (two words, as people write it), so the class uses that name too.
+    "n07697537": {"name": "Hot Dog", "aliases": ["Hotdog", "Frankfurter"], "parents": ["Food"]},
+    # WordNet: a theater, so a Building; the class's photos are living-room TV and speaker sets
+    "n03529860": {"parents": ["Electronics"], "category": "Technology and Computing"},
+    # television: people type "TV"; an appliance of electronics, not an "Everyday Object"
+    "n04404412": {
+        "aliases": ["TV", "Telly"],
+        "parents": ["Electronics"],
+        "category": "Technology and Computing",
+    },
+    # computer mouse, remote control: electronics, as the detector files them
+    "n03793489": {"parents": ["Electronics"], "category": "Technology and Computing"},
+    "n04074963": {"parents": ["Electronics"], "category": "Technology and Computing"},
+    # the detector's "Teddy Bear" (and never a Bear: Toy stays its only parent)
+    "n04399382": {"name": "Teddy Bear", "aliases": ["Teddy"]},
+    # the bird of prey; "Kite" alone is the toy the detector finds
+    "n01608432": {"name": "Kite (Bird)", "drop_aliases": ["Kite"]},
+    # WordNet: a punch (a drink, so Alcohol); the class's photos are cups of drinks — tableware,
+    # and the same thing as the detector's "Cup"
+    "n07930864": {"parents": ["Tableware"], "category": "Home and Indoors"},
+}
 
 
 @dataclass
@@ -378,7 +407,19 @@ def build(wordnet: Path, wnids: list[str]) -> dict:
             raise SystemExit(f"duplicate label name {name}")
         used_names.add(name)
         category = next((cat for o, cat in category_of if o == offset or o in up), DEFAULT_CATEGORY)
-        aliases = [w for w in dict.fromkeys(lemmas) if w != name and w not in parents]
+        # every label-worthy ancestor: a parent label's confidence sums these classes
+        ancestors_ = all_parents(up, name, parent_names, synsets, memo)
+        fix = CLASS_OVERRIDES.get(wnid, {})
+        if "name" in fix:
+            used_names.discard(name)
+            name = fix["name"]
+            used_names.add(name)
+        if "parents" in fix:
+            parents = list(fix["parents"])
+            ancestors_ = list(fix["parents"])
+        category = fix.get("category", category)
+        aliases = [w for w in dict.fromkeys(lemmas + fix.get("aliases", [])) if w != name]
+        aliases = [w for w in aliases if w not in parents and w not in fix.get("drop_aliases", [])]
         classes.append(
             {
                 "index": index,
@@ -387,8 +428,7 @@ def build(wordnet: Path, wnids: list[str]) -> dict:
                 "Aliases": aliases,
                 "Parents": parents,
                 "Categories": [category],
-                # every label-worthy ancestor: a parent label's confidence sums these classes
-                "Ancestors": all_parents(up, name, parent_names, synsets, memo),
+                "Ancestors": ancestors_,
             }
         )
     # Parent labels: their own parents and category, so a "Dog" label says Canine, Mammal, Animal.

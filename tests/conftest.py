@@ -13,7 +13,9 @@ SHARED = Path(os.environ.get("PIXDEX_SHARED", REPO.parent / "shared"))
 # Fixtures that fetch, start and stop real servers (Elasticsearch/OpenSearch, MinIO) live in their
 # own modules beside this file.
 pytest_plugins = [
-    name for name in ("_servers", "_minio") if (REPO / "tests" / f"{name}.py").exists()
+    name
+    for name in ("_servers", "_minio", "_rekognition_servers")
+    if (REPO / "tests" / f"{name}.py").exists()
 ]
 
 

@@ -112,11 +112,15 @@ def build_index(path: Path) -> tuple[SqliteIndex, list[Record]]:
     return index, records
 
 
-def with_label(records: list[Record], term: str) -> dict[str, float]:
-    """id → confidence of the best label whose name, parent or alias is ``term``."""
+#: the search's default floor: the min_confidence setting
+FLOOR = Settings.model_fields["min_confidence"].default
+
+
+def with_label(records: list[Record], term: str, floor: float = FLOOR) -> dict[str, float]:
+    """id → confidence of the best label ≥ ``floor`` whose name, parent or alias is ``term``."""
     out: dict[str, float] = {}
     for record in records:
-        matches = [c for t, c in record.label_terms() if t.lower() == term.lower()]
+        matches = [c for t, c in record.label_terms() if t.lower() == term.lower() and c >= floor]
         if matches:
             out[record.id] = max(matches)
     return out
@@ -160,6 +164,7 @@ def test_label_search_finds_exactly_the_annotated_photos_best_first(client, coco
     response = client.get("/api/search", params={"label": "DOG", "limit": 200})
     assert response.status_code == 200
     body = response.json()
+    assert body["min_confidence"] == FLOOR == 55  # the default floor: what DetectLabels emits
     assert body["total"] == len(expected)
     assert {h["id"] for h in body["hits"]} == set(expected)
     scores = [h["score"] for h in body["hits"]]
@@ -170,6 +175,13 @@ def test_label_search_finds_exactly_the_annotated_photos_best_first(client, coco
     assert "Dog" in {lb["Name"] for lb in hit["Labels"]}
     assert len(hit["Labels"]) <= 5 and set(hit["Labels"][0]) == {"Name", "Confidence"}
     assert {"name": "Dog", "count": len(expected)} in body["facets"]
+    # every stored label with an explicit floor of 0, and the hits' labels follow the floor
+    weak = with_label(records, "dog", floor=0)
+    assert len(weak) > len(expected)
+    everything = client.get("/api/search", params={"label": "dog", "min_confidence": 0}).json()
+    assert everything["min_confidence"] == 0 and everything["total"] == len(weak)
+    assert all(lb["Confidence"] >= FLOOR for h in body["hits"] for lb in h["Labels"])
+    assert any(lb["Confidence"] < FLOOR for h in everything["hits"] for lb in h["Labels"])
 
 
 def test_parents_and_aliases_match(client, coco):

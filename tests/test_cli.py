@@ -46,6 +46,20 @@ def test_detect_labels_prints_rekognition_json():
     assert "Dog" in {lb["Name"] for lb in labels}
 
 
+def test_detect_labels_min_confidence_below_the_default_finds_weaker_labels():
+    """The analyzers keep labels down to store_min_confidence (20), so a MinConfidence under 55
+    answers more, and the default still answers only labels ≥ 55."""
+    photo = str(SAMPLES / "000000000042.jpg")
+    default = json.loads(run("detect-labels", photo).stdout)["Labels"]
+    low = json.loads(run("detect-labels", photo, "--min-confidence", "20").stdout)["Labels"]
+    assert all(lb["Confidence"] >= 55 for lb in default)
+    assert all(lb["Confidence"] >= 20 for lb in low)
+    assert any(20 <= lb["Confidence"] < 55 for lb in low)
+    assert [lb for lb in low if lb["Confidence"] >= 55] == default
+    for label in low:  # instances follow the floor too
+        assert all(i["Confidence"] >= 20 for i in label["Instances"])
+
+
 def test_detect_labels_options_and_several_files(tmp_path: Path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"nope")
@@ -62,6 +76,7 @@ def test_index_then_search(indexed: Path):
     result = run("search", "dog", "--index", str(indexed), "--json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
+    assert payload["min_confidence"] == 55  # the default: the min_confidence setting
     keys = [hit["key"] for hit in payload["hits"]]
     assert "000000000042.jpg" in keys
     assert payload["hits"][0]["score"] >= payload["hits"][-1]["score"]
@@ -78,6 +93,37 @@ def test_index_then_search(indexed: Path):
 
     human = run("search", "dog", "--index", str(indexed))
     assert "000000000042.jpg" in human.stdout
+
+
+def test_search_defaults_to_the_min_confidence_setting_and_finds_weaker_labels_below_it(
+    indexed: Path,
+):
+    """Labels are stored down to store_min_confidence (20); search shows what DetectLabels would
+    (≥ min_confidence, 55) unless asked for less."""
+    every = json.loads(
+        run("search", "--prefix", "0", "--min-confidence", "0", "--limit", "100",
+            "--index", str(indexed), "--json").stdout
+    )  # fmt: skip
+    assert every["min_confidence"] == 0 and every["total"] == 8
+    stored = [(lb["Confidence"], lb["Name"], h["key"]) for h in every["hits"] for lb in h["Labels"]]
+    assert min(c for c, _, _ in stored) >= 10  # the floor for the best-3 guesses
+    best = {}
+    for c, name, _ in stored:
+        best[name] = max(best.get(name, 0), c)
+    # a label that no photo has at 55 or more, but some photo has at 20 or more
+    weak = sorted((c, n, k) for c, n, k in stored if 20 <= c < 55 and best[n] < 55)
+    assert weak, stored
+    confidence, name, key = weak[-1]
+    default = run("search", "--label", name, "--index", str(indexed))
+    assert default.exit_code == 0
+    assert "no matches with confidence ≥ 55" in default.stderr
+    assert "--min-confidence 0" in default.stderr
+    low = json.loads(
+        run("search", "--label", name, "--min-confidence", str(int(confidence)),
+            "--index", str(indexed), "--json").stdout
+    )  # fmt: skip
+    assert key in [h["key"] for h in low["hits"]]
+    assert low["hits"][0]["score"] == pytest.approx(confidence)
 
 
 def test_reindex_is_a_no_op_and_stats_report(indexed: Path):
@@ -116,11 +162,11 @@ def test_unusable_index_or_source_is_one_clear_line(tmp_path: Path):
 
 def test_bad_settings_are_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A bad value from an env var or a broken config file: exit 2, which setting and why."""
-    monkeypatch.setenv("PIXDEX_PEOPLE_VIEWS", "bogus")
+    monkeypatch.setenv("PIXDEX_DETECTOR", "bogus")
     result = run("stats", "--index", str(tmp_path / "i.db"))
     assert result.exit_code == 2
-    assert "people_views = 'bogus'" in result.stderr and "PIXDEX_PEOPLE_VIEWS" in result.stderr
-    monkeypatch.delenv("PIXDEX_PEOPLE_VIEWS")
+    assert "detector = 'bogus'" in result.stderr and "PIXDEX_DETECTOR" in result.stderr
+    monkeypatch.delenv("PIXDEX_DETECTOR")
     config = tmp_path / "config.toml"
     config.write_text("model = \n")
     monkeypatch.setenv("PIXDEX_CONFIG", str(config))

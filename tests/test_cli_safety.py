@@ -108,18 +108,18 @@ def test_summary_says_what_happened_to_each_file(tmp_path: Path):
     folder = tmp_path / "photos"
     shutil.copytree(SAMPLES, folder, ignore=shutil.ignore_patterns("*.md"))
     db = tmp_path / "index.db"
-    first = run("index", str(folder), "--index", str(db), "--quiet", "--no-people")
+    first = run("index", str(folder), "--index", str(db), "--quiet", "--no-objects")
     assert first.exit_code == 0, first.output
     photos = sorted(folder.glob("*.jpg"))
     photos[0].touch()  # same content, new mtime: read and hashed, not analyzed
     os.utime(photos[0], (1, 1))
     photos[1].unlink()  # gone: mentioned, kept without --prune
-    second = run("index", str(folder), "--index", str(db), "--quiet", "--no-people")
+    second = run("index", str(folder), "--index", str(db), "--quiet", "--no-objects")
     assert second.exit_code == 0, second.output
     assert re.search(r"indexed \(analyzed\)\s+0\s", second.output)
     assert "1 read again: touched, same content, not re-analyzed" in second.output
     assert re.search(r"gone from the source\s+1 \(still indexed; --prune removes", second.output)
-    forced = run("index", str(folder), "--index", str(db), "--quiet", "--no-people", "--force")
+    forced = run("index", str(folder), "--index", str(db), "--quiet", "--no-objects", "--force")
     assert forced.exit_code == 0
     assert re.search(rf"indexed \(analyzed\)\s+{len(photos) - 1}\s", forced.output)  # all again
 

@@ -9,10 +9,12 @@ import http.client
 import json
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ from pixdex.indexes.elastic import ElasticIndex
 from pixdex.records import Label, Named, Record
 
 FLAVORS = {"elasticsearch": "es", "opensearch": "opensearch"}
+DATA = Path(__file__).parent / "data"
 
 
 def rest(url: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -82,49 +85,97 @@ def open_index(
 # --- the original pattern's queries and the mapping ----------------------------------------------
 
 
-def test_original_pattern_query_string_matches(server_url, opened) -> None:
+def hit_keys(body: dict[str, Any]) -> list[str]:
+    return [h["_source"]["key"].removeprefix("2017/street/") for h in body["hits"]["hits"]]
+
+
+def test_original_pattern_queries_match(server_url, opened) -> None:
+    """What the original pattern's users typed into Kibana or curl against its dynamically mapped
+    index (``Labels.Name`` text with a ``.keyword`` sub-field), with no nested clause."""
     scheme, url = server_url
     index = open_index(opened, scheme, url)
-    assert index.upsert([record(1, ("Truck", 91.0)), record(2, ("Car", 80.0))]) == []
-    # As saved in the original pattern's dashboards: no nested clause.
-    status, body = rest(
-        url,
-        "POST",
-        f"/{index.name}/_search",
-        {"query": {"query_string": {"query": "Labels.Name:Truck"}}},
-    )
-    assert status == 200, body
-    assert [h["_source"]["key"] for h in body["hits"]["hits"]] == ["2017/street/000000000001.jpg"]
-    # The same field as the nested query pixdex itself uses, with a confidence condition.
+    records = [
+        record(1, ("Truck", 91.0)),
+        record(2, ("Car", 80.0)),
+        record(3, ("Traffic Light", 85.0), ("Car", 60.0)),
+        record(4, ("Dog", 90.0)),
+        record(5, ("Hot Dog", 95.0)),
+        record(6, ("Street Light", 97.0)),
+    ]
+    assert index.upsert(records) == []
+
+    def search(body: dict[str, Any] | None = None, q: str | None = None) -> list[str]:
+        path = f"/{index.name}/_search" + (f"?q={urllib.parse.quote(q)}" if q else "")
+        status, answer = rest(url, "POST" if body else "GET", path, body)
+        assert status == 200, answer
+        return hit_keys(answer)
+
+    # Lucene query strings (the URI search and Kibana's search bar): words, any case
+    assert sorted(search(q="Labels.Name:dog")) == ["000000000004.jpg", "000000000005.jpg"]
+    assert search(q="Labels.Name:Truck") == ["000000000001.jpg"]
+    assert search(q="Labels.Name:truck") == ["000000000001.jpg"]
+    assert search(q='Labels.Name:"traffic light"') == ["000000000003.jpg"]
+    assert search({"query": {"query_string": {"query": "Labels.Name:TRUCK"}}}) == [
+        "000000000001.jpg"
+    ]
+    # full-text queries on the name: match (any word, best first) and match_phrase
+    matched = search({"query": {"match": {"Labels.Name": "traffic light"}}})
+    assert matched[0] == "000000000003.jpg" and set(matched) == {
+        "000000000003.jpg",
+        "000000000006.jpg",
+    }
+    assert search({"query": {"match_phrase": {"Labels.Name": "traffic light"}}}) == [
+        "000000000003.jpg"
+    ]
+    assert search({"query": {"match_phrase": {"Labels.Name": "light traffic"}}}) == []
+    # the exact name: a term on the keyword sub-field (case and whole name matter)
+    assert search({"query": {"term": {"Labels.Name.keyword": "Traffic Light"}}}) == [
+        "000000000003.jpg"
+    ]
+    assert search({"query": {"term": {"Labels.Name.keyword": "traffic light"}}}) == []
+    assert search({"query": {"term": {"Labels.Name.keyword": "Dog"}}}) == ["000000000004.jpg"]
+    # label X with confidence ≥ N: one nested query on the same fields
+    for floor, expected in ((95, []), (90, ["000000000001.jpg"])):
+        nested = {
+            "nested": {
+                "path": "Labels",
+                "query": {
+                    "bool": {
+                        "filter": [
+                            {"term": {"Labels.Name.keyword": "Truck"}},
+                            {"range": {"Labels.Confidence": {"gte": floor}}},
+                        ]
+                    }
+                },
+            }
+        }
+        assert search({"query": nested}) == expected
+    # label counts: a terms aggregation on the keyword sub-field
     status, body = rest(
         url,
         "POST",
         f"/{index.name}/_search",
         {
-            "query": {
-                "nested": {
-                    "path": "Labels",
-                    "query": {
-                        "bool": {
-                            "filter": [
-                                {"term": {"Labels.Name": "Truck"}},
-                                {"range": {"Labels.Confidence": {"gte": 95}}},
-                            ]
-                        }
-                    },
+            "size": 0,
+            "aggs": {
+                "labels": {
+                    "nested": {"path": "Labels"},
+                    "aggs": {"names": {"terms": {"field": "Labels.Name.keyword"}}},
                 }
-            }
+            },
         },
     )
-    assert status == 200 and body["hits"]["total"]["value"] == 0
-    # the text sub-field answers lower-case words too
-    status, body = rest(
-        url,
-        "POST",
-        f"/{index.name}/_search",
-        {"query": {"query_string": {"query": "Labels.Name.text:truck"}}},
-    )
-    assert body["hits"]["total"]["value"] == 1
+    assert status == 200, body
+    names = {b["key"]: b["doc_count"] for b in body["aggregations"]["labels"]["names"]["buckets"]}
+    assert names["Car"] == 2 and names["Traffic Light"] == 1
+    # pixdex's schema-1 sub-field still answers saved queries
+    assert search(q="Labels.Name.text:truck") == ["000000000001.jpg"]
+    # and pixdex's own label search stays exact (case-insensitive, no word matches)
+    assert [h.record.key for h in index.search(SearchQuery(labels=["car"])).hits] == [
+        "2017/street/000000000002.jpg",
+        "2017/street/000000000003.jpg",
+    ]
+    assert index.search(SearchQuery(labels=["light"])).total == 0
 
 
 def test_mapping_is_explicit(server_url, opened) -> None:
@@ -139,10 +190,12 @@ def test_mapping_is_explicit(server_url, opened) -> None:
     props = body[concrete]["mappings"]["properties"]
     labels = props["Labels"]
     assert labels["type"] == "nested" and labels["include_in_root"] is True
-    assert labels["properties"]["Name"]["type"] == "keyword"
-    assert labels["properties"]["Name"]["fields"]["text"]["type"] == "text"
+    assert labels["properties"]["Name"]["type"] == "text"
+    assert labels["properties"]["Name"]["fields"]["keyword"]["type"] == "keyword"
     assert labels["properties"]["Confidence"]["type"] == "float"
-    assert labels["properties"]["Parents"]["properties"]["Name"]["type"] == "keyword"
+    for named in ("Parents", "Aliases", "Categories"):
+        name = labels["properties"][named]["properties"]["Name"]
+        assert name["type"] == "text" and name["fields"]["keyword"]["type"] == "keyword"
     assert props["timestamp"]["type"] == "date"
     assert props["exif"]["properties"]["GPS"]["type"] == "geo_point"
     for field in ("bucket", "key", "imported-by"):
@@ -409,6 +462,53 @@ def test_existing_non_pixdex_index_is_a_clear_error_and_can_be_copied(server_url
         assert rest(url, "HEAD", f"/{legacy}")[0] == 200  # the source is left alone
     finally:
         rest(url, "DELETE", f"/{legacy}")
+
+
+def test_an_index_of_an_earlier_pixdex_is_upgraded_by_pixdex_reindex(server_url, opened) -> None:
+    """An index made by pixdex with schema 1 (Labels.Name a keyword: `Labels.Name:dog` found
+    nothing), as that version created it and wrote its documents, becomes one with the current
+    mapping through `pixdex reindex`, the command the README gives."""
+    from typer.testing import CliRunner
+
+    from pixdex.cli import app
+    from pixdex.indexes.elastic.documents import to_record
+
+    scheme, url = server_url
+    name = f"pixdex-t-{uuid.uuid4().hex[:10]}"
+    old = f"{name}-pixdex-20240101000000000000"
+    mapping_v1 = json.loads((DATA / "elastic-mapping-v1.json").read_text())
+    docs = json.loads((DATA / "elastic-docs-v1.json").read_text())
+    status, body = rest(
+        url, "PUT", f"/{old}", {"mappings": mapping_v1, "aliases": {name: {"is_write_index": True}}}
+    )
+    assert status == 200, body
+    try:
+        for doc in docs:
+            assert rest(url, "PUT", f"/{old}/_doc/{doc['id']}?refresh=true", doc)[0] == 201
+        status, body = rest(url, "GET", f"/{name}/_search?q=Labels.Name:dog")
+        assert body["hits"]["total"]["value"] == 0  # what the issue reported
+        with pytest.raises(IndexUnavailable, match="earlier pixdex.*run `pixdex reindex`"):
+            ElasticIndex.from_url(f"{scheme}+{url}/{name}")
+
+        result = CliRunner().invoke(
+            app, ["reindex", "--index", f"{scheme}+{url}/{name}"], catch_exceptions=False
+        )
+        assert result.exit_code == 0, result.output
+        assert "copied 4 record(s)" in result.stderr
+    finally:
+        index = open_index(opened, scheme, url, name=name)  # dropped afterwards
+        rest(url, "DELETE", f"/{old}")
+    _, aliases = rest(url, "GET", f"/_alias/{name}")
+    assert list(aliases) != [old] and rest(url, "HEAD", f"/{old}")[0] == 404
+    status, body = rest(url, "GET", f"/{name}/_search?q=Labels.Name:dog")
+    assert sorted(hit_keys(body)) == ["dog.jpg", "hotdog.jpg"]
+    assert [h.record.key for h in index.search(SearchQuery(text="dog")).hits] == [
+        "dog.jpg",
+        "hotdog.jpg",
+    ]
+    assert [h.record.key for h in index.search(SearchQuery(text="children")).hits] == ["kids.jpg"]
+    for doc in docs:  # the records come through unchanged
+        assert index.get("photos", doc["key"]) == to_record(doc)
 
 
 # --- SigV4 ---------------------------------------------------------------------------------------

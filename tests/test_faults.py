@@ -36,7 +36,7 @@ PHOTOS = 32
 def index_cmd(folder: Path, db: Path) -> list[str]:
     return [
         sys.executable, "-m", "pixdex", "index", str(folder), "--index", str(db),
-        "--batch-size", "4", "--quiet", "--no-people",
+        "--batch-size", "4", "--quiet", "--no-objects",
     ]  # fmt: skip
 
 
@@ -245,7 +245,7 @@ def test_minio_gone_is_one_clear_line_and_exit_3(tmp_path: Path, s3_env):
     with FaultProxy("http://127.0.0.1:9", lambda m, p: "reset") as proxy:
         done = subprocess.run(
             [sys.executable, "-m", "pixdex", "index", "s3://photos/", "--index",
-             str(tmp_path / "i.db"), "--endpoint-url", proxy.endpoint, "--quiet", "--no-people"],
+             str(tmp_path / "i.db"), "--endpoint-url", proxy.endpoint, "--quiet", "--no-objects"],
             capture_output=True, text=True, timeout=300, env={**os.environ, **s3_env},
         )  # fmt: skip
     assert done.returncode == 3, done.stderr

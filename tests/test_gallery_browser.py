@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_api import COCO, build_index, with_label
+from test_api import COCO, FLOOR, build_index, with_label
 
 from pixdex.api.app import create_app
 from pixdex.api.server import BackgroundServer
@@ -123,8 +123,11 @@ def test_search_facets_slider_detail_and_keyboard(browser_page, gallery, tmp_pat
     shots = shots_dir(tmp_path)
     by_key = sorted(records, key=lambda r: r.key)
 
-    # Browse: the first page of everything, thumbnails really loaded, stats in the footer.
+    # Browse: the first page of everything, thumbnails really loaded, stats in the footer; the
+    # slider shows the server's default floor (the min_confidence setting).
     wait_for_cards(page, {r.id for r in by_key[:24]})
+    expect(page.locator("#min-confidence-value")).to_have_text(f"{FLOOR:g}%")
+    assert "min_confidence" not in page.url
     expect(page.locator("#status")).to_have_text(f"{len(records)} photos · showing 24")
     thumbnails_loaded(page, 8)
     expect(page.locator("#footer")).to_contain_text(f"{len(records)} photos indexed")
@@ -134,13 +137,21 @@ def test_search_facets_slider_detail_and_keyboard(browser_page, gallery, tmp_pat
     page.get_by_role("button", name="Load more").click()
     wait_for_cards(page, {r.id for r in by_key[:48]})
 
-    # Type a query: free text matches words of labels, parents, aliases (so "Hot Dog" too).
-    dogs = {r.id for r in records if any("dog" in t.lower().split() for t, _ in r.label_terms())}
-    assert set(with_label(records, "dog")) < dogs
+    # Type a query: free text matches words of labels, parents, aliases (so "Hot Dog" too), at
+    # or above the floor; the photos labelled Dog come first, then those with "dog" in a label.
+    dogs = {
+        r.id
+        for r in records
+        if any("dog" in t.lower().split() and c >= FLOOR for t, c in r.label_terms())
+    }
+    labelled_dog = set(with_label(records, "dog"))
+    assert labelled_dog < dogs
     page.get_by_label("Search photos by label, alias or path").fill("dog")
     page.keyboard.press("Enter")
     wait_for_cards(page, set(dogs))
     expect(page.locator("#status")).to_have_text(f"{len(dogs)} photos")
+    shown = page.locator("#results .card").evaluate_all("cards => cards.map(c => c.dataset.id)")
+    assert set(shown[: len(labelled_dog)]) == labelled_dog
     assert "q=dog" in page.url
     thumbnails_loaded(page, len(dogs))
     page.screenshot(path=str(shots / "gallery-dog.png"))
@@ -165,14 +176,14 @@ def test_search_facets_slider_detail_and_keyboard(browser_page, gallery, tmp_pat
     wait_for_cards(page, {i for i, _ in first_people[:24]})
     slider = page.get_by_label("Min. confidence")
     slider.focus()
-    for _ in range(16):  # 16 steps of 5 → 80
+    for _ in range(5):  # 5 steps of 5: 55 → 80
         page.keyboard.press("ArrowRight")
     expect(page.locator("#min-confidence-value")).to_have_text("80%")
     strong = {i for i, c in people.items() if c >= 80}
     wait_for_cards(page, strong)
     assert "min_confidence=80" in page.url
 
-    # Open the best Person photo: full image, one box per annotated person, all labels, EXIF.
+    # Open the best Person photo: full image, a box per person (and object), all labels, EXIF.
     best_id = max(strong, key=lambda i: people[i])
     best = next(r for r in records if r.id == best_id)
     page.locator(f'#results .card[data-id="{best_id}"]').click()
@@ -186,15 +197,21 @@ def test_search_facets_slider_detail_and_keyboard(browser_page, gallery, tmp_pat
     natural = page.evaluate("() => document.getElementById('detail-image').naturalWidth")
     assert natural == best.width  # the original, not a thumbnail
     person = next(lb for lb in best.Labels if lb.Name == "Person")
-    expect(dialog.locator(".box")).to_have_count(len(person.Instances))
+    # a box per object at or above the floor (80 now): the people and whatever else was found
+    shown = [i for lb in best.Labels for i in lb.Instances if i.Confidence >= 80]
+    assert len(shown) >= len([i for i in person.Instances if i.Confidence >= 80]) >= 1
+    expect(dialog.locator(".box")).to_have_count(len(shown))
     expect(dialog.locator(".labels-table tbody tr")).to_have_count(len(best.Labels))
+    # every stored label is listed; those under the search's floor (80 now) are dimmed
+    weak = [lb for lb in best.Labels if lb.Confidence < 80]
+    expect(dialog.locator(".labels-table tbody tr.below-floor")).to_have_count(len(weak))
     expect(dialog.locator(".labels-table")).to_contain_text("Human")  # alias shown
     expect(dialog.locator(".info")).to_contain_text("Software")  # EXIF
     expect(dialog.locator(".swatch")).to_have_count(1)  # dominant colour from ImageProperties
     frame = dialog.locator("#detail-frame").bounding_box()
     first_box = dialog.locator(".box").first.bounding_box()
     assert frame and first_box
-    bbox = person.Instances[0].BoundingBox
+    bbox = shown[0].BoundingBox
     assert first_box["width"] == pytest.approx(bbox.Width * frame["width"], abs=4)
     assert first_box["x"] - frame["x"] == pytest.approx(bbox.Left * frame["width"], abs=4)
     page.screenshot(path=str(shots / "gallery-detail.png"))

@@ -59,7 +59,7 @@ def cases() -> dict[str, Case]:
 
 @pytest.fixture(scope="module")
 def folder_index(cases, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
-    """The corpus indexed from a folder by the real CLI (people detector on: TFLite loads)."""
+    """The corpus indexed from a folder by the real CLI (object detector on)."""
     tmp = tmp_path_factory.mktemp("hostile")
     folder, db = tmp / "photos", tmp / "index.db"
     write(cases, folder)
@@ -97,7 +97,7 @@ def test_a_bucket_of_hostile_objects(minio, s3_env, bucket, cases, tmp_path: Pat
         client.put_object(Bucket=bucket, Key=key, Body=case.data)
     db = tmp_path / "s3.db"
     done = pixdex(
-        "index", f"s3://{bucket}/", "--index", str(db), "--quiet", "--no-people", env=s3_env
+        "index", f"s3://{bucket}/", "--index", str(db), "--quiet", "--no-objects", env=s3_env
     )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
@@ -109,7 +109,7 @@ def test_a_bucket_of_hostile_objects(minio, s3_env, bucket, cases, tmp_path: Pat
 def test_every_indexed_file_is_served_and_every_case_answered(folder_index, cases, tmp_path):
     folder, db, _ = folder_index
     index = SqliteIndex(db)
-    app = create_app(Settings(index=str(db), people=False), index)
+    app = create_app(Settings(index=str(db), objects=False), index)
     bucket = str(folder.resolve())
     with LocalClient(app) as client:
         for key in index.known(bucket):

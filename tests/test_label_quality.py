@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-import eval_labels  # noqa: E402
+import fit_temperature as eval_labels  # noqa: E402
 
 
 def test_label_quality_on_coco128(coco_dir: Path) -> None:

@@ -30,8 +30,8 @@ def test_reanalyze_swaps_in_a_fully_reanalyzed_index(
         shutil.copy(coco_dir / "images" / name, folder / name)
     url = f"es+{elasticsearch_url}/reindex-{uuid.uuid4().hex[:8]}?refresh=true"
 
-    # "old model": no person detector
-    result = run("index", str(folder), "--index", url, "--no-people", "--quiet")
+    # "old model": no object detector
+    result = run("index", str(folder), "--index", url, "--no-objects", "--quiet")
     assert result.exit_code == 0, result.output
     index = ElasticIndex.from_url(url)
     try:
@@ -39,7 +39,7 @@ def test_reanalyze_swaps_in_a_fully_reanalyzed_index(
         old_concrete = index.concrete
         assert before == 0
 
-        result = run("reindex", "--index", url, "--reanalyze", "--people")
+        result = run("reindex", "--index", url, "--reanalyze", "--objects")
         assert result.exit_code == 0, result.output
         assert "re-analyzed 3; kept 0" in result.stderr
 
@@ -51,11 +51,11 @@ def test_reanalyze_swaps_in_a_fully_reanalyzed_index(
         assert index.search(SearchQuery(labels=["Zebra"])).hits[0].record.key == PHOTOS[0]
         for name in PHOTOS:
             record = index.get(str(folder.resolve()), name)
-            assert record is not None and "people" in record.analyzers
+            assert record is not None and "objects" in record.analyzers
 
         # The photos are gone from disk: reindexing keeps the old records, says so, exit 1.
         shutil.rmtree(folder)
-        result = run("reindex", "--index", url, "--reanalyze", "--no-people")
+        result = run("reindex", "--index", url, "--reanalyze", "--no-objects")
         assert result.exit_code == 1, result.output
         assert "kept 3 old record(s)" in result.stderr
         index.close()

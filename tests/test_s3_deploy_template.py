@@ -79,10 +79,38 @@ def test_iam_is_least_privilege(template: dict):
         a for s in always for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     ]
     assert not any(a.endswith("*") or a.startswith("rekognition:") for a in actions)
-    # Rekognition only when chosen
+    # Rekognition only when chosen, DetectText only when text is asked for too
     condition, granted, otherwise = policies[1]["Fn::If"]
     assert condition == "UseRekognition" and otherwise == {"Ref": "AWS::NoValue"}
-    assert granted["Statement"][0]["Action"] == "rekognition:DetectLabels"
+    assert [s["Action"] for s in granted["Statement"]] == ["rekognition:DetectLabels"]
     assert template["Conditions"]["UseRekognition"] == {
-        "Fn::Equals": [{"Ref": "LabelBackend"}, "rekognition"]
+        "Fn::Equals": [{"Ref": "Analyzer"}, "rekognition"]
     }
+    condition, granted, otherwise = policies[2]["Fn::If"]
+    assert condition == "UseRekognitionText" and otherwise == {"Ref": "AWS::NoValue"}
+    assert [s["Action"] for s in granted["Statement"]] == ["rekognition:DetectText"]
+    assert template["Conditions"]["UseRekognitionText"] == {
+        "Fn::And": [
+            {"Condition": "UseRekognition"},
+            {"Fn::Equals": [{"Ref": "RekognitionText"}, "true"]},
+        ]
+    }
+
+
+def test_analyzer_parameters_reach_the_settings(template: dict):
+    """The function's environment names real pixdex settings, so the parameters take effect."""
+    from pixdex.config import Settings
+
+    env = template["Resources"]["IndexerFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["PIXDEX_ANALYZER"] == {"Ref": "Analyzer"}
+    assert env["PIXDEX_REKOGNITION_TEXT"] == {"Ref": "RekognitionText"}
+    assert env["PIXDEX_REKOGNITION_RATE"] == {"Ref": "RekognitionRate"}
+    fields = set(Settings.model_fields)
+    for name in env:
+        if name.startswith("PIXDEX_") and name not in ("PIXDEX_LOG_LEVEL",):
+            assert name.removeprefix("PIXDEX_").lower() in fields, name
+    params = template["Parameters"]
+    assert params["Analyzer"]["AllowedValues"] == ["local", "rekognition"]
+    rate = float(params["RekognitionRate"]["Default"])
+    concurrency = int(params["MaxConcurrency"]["Default"])
+    assert rate * concurrency < 5  # all instances together stay below a 5 TPS quota

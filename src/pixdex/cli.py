@@ -59,6 +59,21 @@ IndexOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+DetectorOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Object detectors: ssdlite+nanodet (default, most accurate) | ssdlite (faster)"
+        " | nanodet."
+    ),
+]
+AnalyzerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--analyzer",
+        help="local (default), rekognition (Amazon Rekognition, billed per image), or a comma "
+        "list such as rekognition,exif (docs/rekognition.md).",
+    ),
+]
 
 EXIT_PARTIAL = 1
 EXIT_UNAVAILABLE = 3
@@ -128,13 +143,24 @@ def index(
     model: Annotated[
         str | None, typer.Option(help="efficientnet-lite0 | efficientnet-lite2")
     ] = None,
-    people: Annotated[bool | None, typer.Option(help="Detect people (Person label).")] = None,
+    objects: Annotated[
+        bool | None, typer.Option(help="Detect objects: Person, Car, Dog… with boxes.")
+    ] = None,
+    detector: DetectorOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per inference batch.")] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel fetch/decode workers.")] = None,
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads (0 = all).")] = None,
     endpoint_url: Annotated[
         str | None, typer.Option(help="S3-compatible endpoint, e.g. http://127.0.0.1:9000")
     ] = None,
+    analyzer: AnalyzerOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Count what would be analyzed (and what Rekognition would cost); change nothing.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Index every image under SOURCE: new and changed ones are analyzed, unchanged skipped."""
@@ -144,14 +170,21 @@ def index(
     settings = _settings(
         index=index,
         model=model,
-        people=people,
+        objects=objects,
+        detector=detector,
         batch_size=batch_size,
         workers=workers,
         threads=threads,
         endpoint_url=endpoint_url,
+        analyzer=analyzer,
     )
-    with _fatal_errors():
+    with _fatal_errors(), _config_errors():
         src = open_source(source, settings)
+        if dry_run:
+            from pixdex.estimate import dry_run as estimate
+
+            print(estimate(src, settings, force=force))
+            return
         pipeline = build_pipeline(settings)
         with _progress(quiet) as progress:
             summary = pipeline.run(src, prune=prune, force=force, progress=progress)
@@ -170,6 +203,8 @@ def index(
     if summary.not_indexed:
         table.add_row("not indexed (re-run to finish)", str(summary.not_indexed))
     table.add_row("index", pipeline.index.location)
+    for name, usage in _remote_usage(pipeline):
+        table.add_row(name, usage)
     err.print(table)
     _list_failures("failed", summary.failures, more="pixdex stats --failures")
     for write_error in summary.write_errors[:5]:
@@ -182,6 +217,25 @@ def index(
         )
     if not summary.ok:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+@contextmanager
+def _config_errors():
+    """A setting only an analyzer can check (an unknown analyzer name, no AWS region): exit 2."""
+    try:
+        yield
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _remote_usage(pipeline: Any) -> list[tuple[str, str]]:
+    """(analyzer, "calls N, throttled N, retried N, failed N") for each remote analyzer."""
+    return [
+        (a.name, ", ".join(f"{k} {v}" for k, v in a.usage.items()))
+        for a in getattr(pipeline, "remote_analyzers", [])
+        if hasattr(a, "usage")
+    ]
 
 
 @contextmanager
@@ -217,8 +271,14 @@ def search(
         typer.Option("--label", "-l", help="Required label (matches parents/aliases too)."),
     ] = None,
     min_confidence: Annotated[
-        float, typer.Option(min=0, max=100, help="Minimum label confidence (0-100).")
-    ] = 0.0,
+        float | None,
+        typer.Option(
+            min=0,
+            max=100,
+            help="Minimum label confidence (0-100). Default: the min_confidence setting (55, what"
+            " DetectLabels emits); lower, down to store_min_confidence (20), finds weaker labels.",
+        ),
+    ] = None,
     bucket: Annotated[str | None, typer.Option(help="Only this bucket (or folder).")] = None,
     prefix: Annotated[str | None, typer.Option(help="Only keys starting with this.")] = None,
     since: Annotated[str | None, typer.Option(help="Indexed at or after (ISO date/time).")] = None,
@@ -242,7 +302,7 @@ def search(
         query = SearchQuery(
             text=text,
             labels=tuple(label or ()),
-            min_confidence=min_confidence,
+            min_confidence=settings.min_confidence if min_confidence is None else min_confidence,
             bucket=bucket,
             prefix=prefix,
             since=parse_instant("--since", since),
@@ -260,20 +320,26 @@ def search(
     if as_json:
         payload = {
             "total": result.total,
+            "min_confidence": query.min_confidence,
             "hits": [{"score": h.score, **h.record.to_json()} for h in result.hits],
             "facets": [{"name": n, "count": c} for n, c in result.facets],
         }
         out.print_json(data=payload) if out.is_terminal else print(json.dumps(payload))
         return
+    floor = query.min_confidence
     if not result.hits:
-        err.print(f"no matches ({result.total} total)")
+        hint = f" with confidence ≥ {floor:g}" if floor > 0 else ""
+        more = " (--min-confidence 0 searches every stored label)" if floor > 0 else ""
+        err.print(f"no matches{hint} ({result.total} total){more}")
         return
-    table = Table(title=f"{result.total} match(es)", title_justify="left")
+    title = f"{result.total} match(es)" + (f", confidence ≥ {floor:g}" if floor > 0 else "")
+    table = Table(title=title, title_justify="left")
     table.add_column("score", justify="right")
     table.add_column("image", overflow="fold", min_width=16)  # paths are what users act on
     table.add_column("labels")
     for hit in result.hits:
-        labels = ", ".join(f"{lb.Name} {lb.Confidence:.0f}" for lb in hit.record.Labels[:5])
+        shown = [lb for lb in hit.record.Labels if lb.Confidence >= floor][:5]
+        labels = ", ".join(f"{lb.Name} {lb.Confidence:.0f}" for lb in shown)
         table.add_row(f"{hit.score:.1f}", _path_of(hit.record), labels)
     out.print(table)
     if result.facets:
@@ -296,7 +362,10 @@ def detect_labels(
     model: Annotated[
         str | None, typer.Option(help="efficientnet-lite0 | efficientnet-lite2")
     ] = None,
-    people: Annotated[bool | None, typer.Option(help="Detect people (Person label).")] = None,
+    objects: Annotated[
+        bool | None, typer.Option(help="Detect objects: Person, Car, Dog… with boxes.")
+    ] = None,
+    detector: DetectorOpt = None,
 ) -> None:
     """Print labels as `aws rekognition detect-labels` does; nothing is indexed.
 
@@ -305,15 +374,18 @@ def detect_labels(
     from pixdex.imaging import ImageError
 
     settings = _settings(
-        model=model, people=people, min_confidence=min_confidence, max_labels=max_labels
+        model=model,
+        objects=objects,
+        detector=detector,
+        min_confidence=min_confidence,
+        max_labels=max_labels,
     )
     detector = LabelDetector(settings)
     failed = 0
-    for path in images:
-        try:
-            response = detector.detect_file(path)
-        except (OSError, ImageError) as exc:
+    for path, response in detector.detect_files(images):
+        if isinstance(response, OSError | ImageError):
             failed += 1
+            exc = response
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             err.print(f"[red]error:[/red] {path}: {reason}")
             continue
@@ -375,23 +447,28 @@ def reindex(
     ] = None,
     keep_old: Annotated[bool, typer.Option("--keep-old", help="Keep the previous index.")] = False,
     model: Annotated[str | None, typer.Option(help="efficientnet-lite0 | -lite2")] = None,
-    people: Annotated[bool | None, typer.Option(help="Detect people (Person label).")] = None,
+    objects: Annotated[
+        bool | None, typer.Option(help="Detect objects: Person, Car, Dog… with boxes.")
+    ] = None,
     endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint.")] = None,
+    analyzer: AnalyzerOpt = None,
 ) -> None:
     """Elasticsearch/OpenSearch: build a new index (current mapping, optionally re-analyzed),
     then swap the alias atomically — searches keep working throughout."""
     from pixdex.indexes import SERVER_SCHEMES
     from pixdex.indexes.elastic import ElasticIndex
 
-    settings = _settings(index=index, model=model, people=people, endpoint_url=endpoint_url)
+    settings = _settings(
+        index=index, model=model, objects=objects, endpoint_url=endpoint_url, analyzer=analyzer
+    )
     if not settings.index.startswith(SERVER_SCHEMES):
         err.print(
             "[red]error:[/red] reindex needs an es+… or opensearch+… index URL (--index); "
             "the SQLite index is re-analyzed in place by pixdex index"
         )
         raise typer.Exit(2)
-    with _fatal_errors():
-        target = ElasticIndex.from_url(settings.index, settings)
+    with _fatal_errors(), _config_errors():
+        target = ElasticIndex.from_url(settings.index, settings, upgrade=True)
         transform = None
         if reanalyze:
             from pixdex.pipeline import Reanalyzer, build_pipeline
@@ -405,6 +482,8 @@ def reindex(
     err.print(f"copied {result.copied} record(s) into {result.new}; alias {target.name} moved{old}")
     if transform is not None:
         err.print(f"re-analyzed {transform.reanalyzed}; kept {len(transform.kept)} old record(s)")
+        for name, usage in _remote_usage(transform.pipeline):
+            err.print(f"{name}: {usage}")
         _list_failures("kept old", transform.kept, more="the log has every one")
         if transform.kept:
             raise typer.Exit(EXIT_PARTIAL)
@@ -467,7 +546,10 @@ def watch(
     polling: Annotated[
         bool, typer.Option(help="Poll instead of inotify (network mounts).")
     ] = False,
-    people: Annotated[bool | None, typer.Option(help="Detect people (Person label).")] = None,
+    objects: Annotated[
+        bool | None, typer.Option(help="Detect objects: Person, Car, Dog… with boxes.")
+    ] = None,
+    analyzer: AnalyzerOpt = None,
 ) -> None:
     """Index FOLDER, then follow new, changed, moved and deleted files until Ctrl-C."""
     import threading
@@ -475,14 +557,16 @@ def watch(
     from pixdex.pipeline import build_pipeline
     from pixdex.sources.watch import watch_folder
 
-    settings = _settings(index=index, people=people)
+    settings = _settings(index=index, objects=objects, analyzer=analyzer)
     stop = threading.Event()
-    with _fatal_errors():
+    with _fatal_errors(), _config_errors():
         pipeline = build_pipeline(settings)
 
         def report(summary: Any) -> None:
+            usage = "".join(f"; {name}: {line}" for name, line in _remote_usage(pipeline))
             err.print(
                 f"indexed {summary.indexed}, removed {summary.deleted}, failed {summary.failed}"
+                + usage
                 + "".join(f"\n  failed {f.key}: {f.reason}" for f in summary.failures)
             )
 
@@ -504,6 +588,7 @@ def worker(
         int | None,
         typer.Option(min=0, max=43200, help="Override the queue's visibility timeout (s)."),
     ] = None,
+    analyzer: AnalyzerOpt = None,
 ) -> None:
     """Long-poll S3 notifications from SQS and index/delete accordingly; run as many as needed."""
     from pixdex.worker import run_worker
@@ -514,8 +599,8 @@ def worker(
                 check_http_url(url)
             except ValueError as exc:
                 raise _usage_error(f"{name}: {exc}") from None
-    settings = _settings(index=index, endpoint_url=endpoint_url)
-    with _fatal_errors():
+    settings = _settings(index=index, endpoint_url=endpoint_url, analyzer=analyzer)
+    with _fatal_errors(), _config_errors():
         stats_ = run_worker(
             settings,
             sqs_queue_url,

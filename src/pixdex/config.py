@@ -52,6 +52,10 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir(APP))
 
 
+#: A list setting: a TOML list, or comma-separated in a flag or ``PIXDEX_*`` variable.
+Names = Annotated[list[str], NoDecode]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PIXDEX_", extra="ignore")
 
@@ -62,18 +66,35 @@ class Settings(BaseSettings):
     )
     model: str = Field(default="efficientnet-lite0", description="efficientnet-lite0 | -lite2")
     quantized: bool = Field(default=False, description="int8 model variant where available")
-    people: bool = Field(default=True, description="run the person detector")
-    people_views: Literal["full", "fast"] = Field(
-        default="full", description="person detector views: full (10 per photo) or fast (4)"
+    objects: bool = Field(
+        default=True, description="run the object detector (80 kinds of things, Person included)"
+    )
+    detector: Literal["ssdlite+nanodet", "ssdlite", "nanodet"] = Field(
+        default="ssdlite+nanodet",
+        description="object detectors: both fused (most accurate) or one alone (faster)",
     )
     cache_dir: Path = Field(default_factory=default_cache_dir, description="built ONNX models")
-    min_confidence: float = Field(default=55.0, ge=0, le=100)
+    min_confidence: float = Field(
+        default=55.0,
+        ge=0,
+        le=100,
+        description="what DetectLabels emits and search shows by default (Rekognition's 55)",
+    )
+    store_min_confidence: float = Field(
+        default=20.0,
+        ge=0,
+        le=100,
+        description="labels down to this are stored, so a search with a lower floor finds them",
+    )
     max_labels: int = Field(default=50, ge=1, le=1000)
     max_pixels: int = Field(default=100_000_000, ge=1)
     batch_size: int = Field(default=16, ge=1, le=1024)
     workers: int = Field(default=2, ge=1, le=256)
     threads: int = Field(
         default=0, ge=0, le=1024, description="ONNX Runtime intra-op threads; 0 = all cores"
+    )
+    analysis_workers: int = Field(
+        default=1, ge=1, le=64, description="batches analyzed at once, each in its own thread"
     )
     # Elasticsearch / OpenSearch
     es_username: str | None = None
@@ -95,27 +116,49 @@ class Settings(BaseSettings):
         default=None,
         description="required by every API request when set; required to serve off loopback",
     )
-    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+    allowed_hosts: Names = Field(
         default_factory=list,
         description="Host names the server answers to besides loopback (DNS rebinding guard)",
     )
     webhook_token: str | None = Field(default=None, description="bearer token MinIO must send")
-    webhook_sources: Annotated[list[str], NoDecode] = Field(
+    webhook_sources: Names = Field(
         default_factory=list,
         description="s3://bucket/prefix the MinIO webhook may index; events for others are refused",
     )
-    rekognition_s3_sources: Annotated[list[str], NoDecode] = Field(
+    rekognition_s3_sources: Names = Field(
         default_factory=list,
         description="s3://bucket/prefix DetectLabels may read as S3Object; none: S3Object is off",
     )
-
-    @field_validator("allowed_hosts", "webhook_sources", "rekognition_s3_sources", mode="before")
-    @classmethod
-    def _comma_list(cls, value: Any) -> Any:
-        """Env vars and flags give ``a,b``; TOML gives a list."""
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+    # Which analyzers run (docs/rekognition.md has what each combination produces)
+    analyzer: Names = Field(
+        default=["local"],
+        description="local (the default local set) and/or rekognition, or single local "
+        "analyzers: labels, objects, properties, exif",
+    )
+    # Amazon Rekognition (analyzer = "rekognition"); min_confidence/max_labels apply to it too
+    rekognition_region: str | None = Field(default=None, description="default: the AWS chain")
+    rekognition_endpoint_url: str | None = Field(
+        default=None, description="a Rekognition-compatible endpoint (pixdex serve, moto)"
+    )
+    rekognition_features: Names = Field(
+        default=["GENERAL_LABELS"], description="GENERAL_LABELS and/or IMAGE_PROPERTIES"
+    )
+    rekognition_include_labels: Names = Field(default_factory=list)
+    rekognition_exclude_labels: Names = Field(default_factory=list)
+    rekognition_include_categories: Names = Field(default_factory=list)
+    rekognition_exclude_categories: Names = Field(default_factory=list)
+    rekognition_text: bool = Field(default=False, description="also call DetectText (billed)")
+    rekognition_rate: float = Field(
+        default=4.0, gt=0, description="calls per second at most, per operation"
+    )
+    rekognition_concurrency: int = Field(default=4, ge=1, le=64)
+    rekognition_max_attempts: int = Field(default=8, ge=1, le=20)
+    rekognition_s3object: Literal["auto", "always", "never"] = Field(
+        default="auto", description="send S3 objects by reference (no download)"
+    )
+    rekognition_price: float = Field(
+        default=0.001, ge=0, description="USD per image per call, for --dry-run"
+    )
 
     @field_validator("webhook_sources", "rekognition_s3_sources")
     @classmethod
@@ -126,7 +169,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not s3://bucket or s3://bucket/prefix")
         return value
 
-    @field_validator("endpoint_url")
+    @field_validator("endpoint_url", "rekognition_endpoint_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
@@ -150,6 +193,25 @@ class Settings(BaseSettings):
                 f"a token needs at least {MIN_TOKEN_CHARS} characters and no surrounding spaces"
                 " (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
             )
+        return value
+
+    @field_validator(
+        "analyzer",
+        "rekognition_features",
+        "rekognition_include_labels",
+        "rekognition_exclude_labels",
+        "rekognition_include_categories",
+        "rekognition_exclude_categories",
+        "allowed_hosts",
+        "webhook_sources",
+        "rekognition_s3_sources",
+        mode="before",
+    )
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        """Env vars and flags give ``a,b``; TOML gives a list."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @classmethod

@@ -12,7 +12,9 @@ Invocations it understands (all through ``pixdex.sources.events``):
 Configuration is the usual pixdex environment: ``PIXDEX_INDEX`` (e.g.
 ``opensearch+https://search-….es.amazonaws.com/photos`` with ``PIXDEX_AWS_REGION`` for SigV4),
 ``PIXDEX_CACHE_DIR`` (where the packaged ONNX models are), ``PIXDEX_ENDPOINT_URL`` for
-S3-compatible servers. The pipeline is built once per container and reused by warm invocations.
+S3-compatible servers, ``PIXDEX_ANALYZER=rekognition`` for Amazon Rekognition (objects are sent
+as S3Object: the function reads nothing itself). The pipeline is built once per container and
+reused by warm invocations.
 """
 
 from __future__ import annotations
@@ -113,6 +115,10 @@ def _handle_sqs(applier: ChangeApplier, records: list[dict[str, Any]]) -> dict[s
 
 def _log_outcome(outcome: Outcome, changes: int) -> None:
     log.info("%d change(s): %s", changes, outcome.as_dict())
+    applier = _applier
+    for analyzer in getattr(applier.pipeline if applier else None, "remote_analyzers", []):
+        if hasattr(analyzer, "usage"):  # Rekognition: calls, throttled… since the cold start
+            log.info("%s since cold start: %s", analyzer.name, analyzer.usage)
     for failure in outcome.failures:
         log.warning("not indexed: s3://%s/%s: %s", failure.bucket, failure.key, failure.reason)
 

@@ -6,19 +6,25 @@ reads release the GIL), so they overlap with batched inference in the calling th
 releases the GIL too). Each batch is written in one index call; with SQLite that is one
 transaction, so a run killed half-way keeps every batch written before the kill and nothing
 partial.
+
+Remote analyzers (``analyzers.base.RemoteAnalyzer``: remote services such as Rekognition) run in
+the same pool, one object per call, after the fetch. What is read depends on who needs it: pixels
+are decoded only when a pixel analyzer runs, and an object is not fetched at all when every
+analyzer reads it by reference (Rekognition given an ``S3Object``) — the no-download path.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pixdex.analyzers import default_analyzers
-from pixdex.analyzers.base import Analyzer, merge_partials
+from pixdex.analyzers import default_analyzers  # noqa: F401 - tests build pipelines from it
+from pixdex.analyzers.base import Analyzer, Failed, Photo, RemoteAnalyzer, merge_partials
 from pixdex.imaging import DEFAULT_MAX_PIXELS, DecodedImage, ImageError, decode
 from pixdex.indexes.base import Index, Indexed, WriteError
 from pixdex.records import Failure, Record, analysis_version
@@ -45,6 +51,9 @@ class Summary:
     touched: int = 0  # read and hashed, content unchanged: not analyzed again (in ``unchanged``)
     failures: list[Failure] = field(default_factory=list)
     write_errors: list[WriteError] = field(default_factory=list)
+    #: keys among ``failures`` whose reason may pass by itself (a remote service throttling or
+    #: down): event consumers redeliver them instead of treating the object as bad
+    transient: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -55,14 +64,23 @@ class Summary:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failures += other.failures
         self.write_errors += other.write_errors
+        self.transient |= other.transient
 
 
 @dataclass(slots=True)
 class _Fetched:
     ref: ObjectRef
-    sha256: str
-    size: int
-    image: DecodedImage | None  # None: content unchanged, only the fingerprint needs updating
+    sha256: str | None  # None: not read (every analyzer read it by reference)
+    size: int | None
+    image: DecodedImage | None  # decoded pixels, when a pixel analyzer runs
+    remote: dict[str, Any] = field(default_factory=dict)  # the remote analyzers' merged partial
+    unchanged: bool = False  # content identical to the indexed one: only refresh the fingerprint
+
+
+@dataclass(slots=True)
+class _Failed:
+    failure: Failure
+    transient: bool = False
 
 
 Progress = Callable[[int], None]
@@ -71,21 +89,37 @@ Progress = Callable[[int], None]
 class Pipeline:
     def __init__(
         self,
-        analyzers: Sequence[Analyzer],
+        analyzers: Sequence[Analyzer | RemoteAnalyzer],
         index: Index,
         *,
         batch_size: int = 16,
         workers: int = 2,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        analysis_workers: int = 1,
     ) -> None:
-        self.analyzers = list(analyzers)
+        #: pixel analyzers (batched, in the calling thread) and remote analyzers (in the pool)
+        self.analyzers: list[Analyzer] = [a for a in analyzers if not _is_remote_analyzer(a)]
+        self.remote_analyzers: list[RemoteAnalyzer] = [
+            a for a in analyzers if _is_remote_analyzer(a)
+        ]
         self.index = index
         self.batch_size = max(1, batch_size)
-        self.workers = max(1, workers)
+        # Remote analyzers wait on the network, not the CPU: their concurrency sizes the pool.
+        self.workers = max(1, workers, *(a.concurrency for a in self.remote_analyzers))
         self.max_pixels = max_pixels
-        self.versions = {a.name: a.version for a in self.analyzers}
+        #: batches analyzed at once, each in its own thread (the analyzers are thread-safe; ONNX
+        #: Runtime and Pillow release the GIL): with one-thread models, every core busy
+        self.analysis_workers = max(1, analysis_workers)
+        self.versions = {a.name: a.version for a in analyzers}
         self.analysis_version = analysis_version(self.versions)
         self.min_side = max((a.min_side for a in self.analyzers), default=0)
+
+    def reads(self, source: Source) -> bool:
+        """Whether this run must fetch the source's objects: yes unless every analyzer is an
+        remote analyzer that reads them by reference (Rekognition with S3Object)."""
+        return bool(self.analyzers) or not all(
+            a.reads_by_reference(source) for a in self.remote_analyzers
+        )
 
     # --- entry points ---------------------------------------------------------------------------
     def plan(
@@ -141,13 +175,14 @@ class Pipeline:
 
     def analyze_object(self, source: Source, ref: ObjectRef) -> Record | Failure:
         """Fetch, decode and analyze one object now, whatever is indexed (no write)."""
-        item = self._fetch_one(source, ref, None)
-        if isinstance(item, Failure):
-            return item
-        assert item.image is not None
-        result = self.analyze([item.image])[0]
-        if isinstance(result, str):
-            return self._failure(ref, result)
+        item = self._fetch_one(source, ref, None, self.reads(source))
+        if isinstance(item, _Failed):
+            return item.failure
+        result: dict[str, Any] | Failure | str = {}
+        if item.image is not None:
+            result = self.analyze([item.image])[0]
+        if isinstance(result, str | Failure):
+            return result if isinstance(result, Failure) else self._failure(ref, result)
         return self._record(item, result)
 
     def remove(self, bucket: str, keys: Iterable[str]) -> int:
@@ -164,32 +199,48 @@ class Pipeline:
         summary = Summary()
         batch: list[_Fetched] = []
         write_failures = 0
-        for item in self._fetch_all(source, todo, known):
-            if advance:
-                advance(1)
-            if isinstance(item, Failure):
-                summary.failed += 1
-                summary.failures.append(item)
-                self._record_failures([item], summary)
-                continue
-            batch.append(item)
-            if len(batch) >= self.batch_size:
-                write_failures = self._flush(batch, summary, write_failures)
-                batch = []
-        if batch:
-            self._flush(batch, summary, write_failures)
+        # batches being analyzed, oldest first; written (in this thread) in that order
+        inflight: deque[tuple[list[_Fetched], Future[dict[int, Any]]]] = deque()
+
+        def write_until(left: int) -> None:
+            nonlocal write_failures
+            while len(inflight) > left:
+                done, future = inflight.popleft()
+                write_failures = self._write(done, future.result(), summary, write_failures)
+
+        with ThreadPoolExecutor(self.analysis_workers, thread_name_prefix="pixdex-analyze") as pool:
+            for item in self._fetch_all(source, todo, known):
+                if advance:
+                    advance(1)
+                if isinstance(item, _Failed):
+                    summary.failed += 1
+                    summary.failures.append(item.failure)
+                    if item.transient:
+                        summary.transient.add(item.failure.key)
+                    self._record_failures([item.failure], summary)
+                    continue
+                batch.append(item)
+                if len(batch) >= self.batch_size:
+                    inflight.append((batch, pool.submit(self._analyze_batch, batch)))
+                    batch = []
+                    write_until(self.analysis_workers - 1)
+            if batch:
+                inflight.append((batch, pool.submit(self._analyze_batch, batch)))
+            write_until(0)
         return summary
 
     def _fetch_all(
         self, source: Source, todo: list[ObjectRef], known: dict[str, Indexed]
-    ) -> Iterator[_Fetched | Failure]:
-        """Fetch + hash + decode in a bounded pool; yields results as they complete."""
+    ) -> Iterator[_Fetched | _Failed]:
+        """Fetch + hash + decode (+ remote analyzers) in a bounded pool; yields results as they
+        complete."""
         window = self.workers * 4  # in flight at once: bounds memory for decoded images
+        read = self.reads(source)
         refs = iter(todo)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="pixdex-fetch") as pool:
-            pending: set[Future[_Fetched | Failure]] = set()
+            pending: set[Future[_Fetched | _Failed]] = set()
             for ref in refs:
-                pending.add(pool.submit(self._fetch_one, source, ref, known.get(ref.key)))
+                pending.add(pool.submit(self._fetch_one, source, ref, known.get(ref.key), read))
                 if len(pending) >= window:
                     break
             while pending:
@@ -198,29 +249,49 @@ class Pipeline:
                     yield future.result()
                     nxt = next(refs, None)
                     if nxt is not None:
-                        pending.add(pool.submit(self._fetch_one, source, nxt, known.get(nxt.key)))
+                        seen = known.get(nxt.key)
+                        pending.add(pool.submit(self._fetch_one, source, nxt, seen, read))
 
     def _fetch_one(
-        self, source: Source, ref: ObjectRef, seen: Indexed | None
-    ) -> _Fetched | Failure:
+        self, source: Source, ref: ObjectRef, seen: Indexed | None, read: bool = True
+    ) -> _Fetched | _Failed:
         try:
-            data = source.fetch(ref)
-            sha = hashlib.sha256(data).hexdigest()
-            if (
-                seen is not None
-                and seen.content_sha256 == sha
-                and seen.analysis_version == self.analysis_version
-            ):
-                # Touched but identical (copied, mtime changed): no re-analysis, just remember the
-                # new fingerprint so the next run skips it without reading.
-                return _Fetched(ref, sha, len(data), None)
-            image = decode(data, min_side=self.min_side, max_pixels=self.max_pixels)
-            return _Fetched(ref, sha, len(data), image)
+            data: bytes | None = None
+            sha: str | None = None
+            image: DecodedImage | None = None
+            if read:
+                data = source.fetch(ref)
+                sha = hashlib.sha256(data).hexdigest()
+                if (
+                    seen is not None
+                    and seen.content_sha256 == sha
+                    and seen.analysis_version == self.analysis_version
+                ):
+                    # Touched but identical (copied, mtime changed): no re-analysis, just remember
+                    # the new fingerprint so the next run skips it without reading.
+                    return _Fetched(ref, sha, len(data), None, unchanged=True)
+                if self.analyzers:
+                    image = decode(data, min_side=self.min_side, max_pixels=self.max_pixels)
+            remote = self._analyze_remote(Photo(source, ref, data, image))
+            if isinstance(remote, Failed):
+                return _Failed(self._failure(ref, remote.reason), remote.transient)
+            size = len(data) if data is not None else ref.size
+            return _Fetched(ref, sha, size, image, remote)
         except (SourceError, ImageError) as exc:
-            return self._failure(ref, str(exc))
+            return _Failed(self._failure(ref, str(exc)))
         except Exception as exc:  # noqa: BLE001 - one bad object must never stop the run
             log.exception("unexpected error reading %s", ref.uri)
-            return self._failure(ref, f"{type(exc).__name__}: {exc}")
+            return _Failed(self._failure(ref, f"{type(exc).__name__}: {exc}"))
+
+    def _analyze_remote(self, photo: Photo) -> dict[str, Any] | Failed:
+        """The remote analyzers' merged partial for one object, or the first one's failure."""
+        partials: list[dict[str, Any]] = []
+        for analyzer in self.remote_analyzers:
+            result = analyzer.analyze_object(photo)
+            if isinstance(result, Failed):
+                return result
+            partials.append(result)
+        return merge_partials(partials) if partials else {}
 
     def _failure(self, ref: ObjectRef, reason: str) -> Failure:
         return Failure(
@@ -247,15 +318,27 @@ class Pipeline:
                 out.append(f"analysis failed: {type(exc).__name__}: {exc}")
         return out
 
-    def _flush(self, batch: list[_Fetched], summary: Summary, write_failures: int) -> int:
-        """Analyze and write one batch; returns the updated count of consecutive write failures."""
-        analyzed: list[Record] = []
-        to_analyze = [item for item in batch if item.image is not None]
+    def _analyze_batch(self, batch: list[_Fetched]) -> dict[int, Any]:
+        """The pixel analyzers' results for a batch, by ``id`` of the item (thread-safe)."""
+        to_analyze = [item for item in batch if not item.unchanged and item.image is not None]
         images = [item.image for item in to_analyze if item.image is not None]
-        results = self.analyze(images) if images else []
-        for item, result in zip(to_analyze, results, strict=True):
-            if isinstance(result, str):
-                failure = self._failure(item.ref, result)
+        return dict(zip(map(id, to_analyze), self.analyze(images) if images else [], strict=True))
+
+    def _write(
+        self,
+        batch: list[_Fetched],
+        results: dict[int, Any],
+        summary: Summary,
+        write_failures: int,
+    ) -> int:
+        """Records from an analyzed batch into the index (failures into the failure list);
+        returns the updated count of consecutive write failures."""
+        analyzed: list[Record] = []
+        fresh = [item for item in batch if not item.unchanged]
+        for item in fresh:
+            result = results.get(id(item), {})
+            if isinstance(result, str | Failure):
+                failure = result if isinstance(result, Failure) else self._failure(item.ref, result)
                 summary.failed += 1
                 summary.failures.append(failure)
                 self._record_failures([failure], summary)
@@ -263,7 +346,7 @@ class Pipeline:
                 analyzed.append(self._record(item, result))
         refreshed: list[Record] = []
         for item in batch:
-            if item.image is None and (old := self.index.get(item.ref.bucket, item.ref.key)):
+            if item.unchanged and (old := self.index.get(item.ref.bucket, item.ref.key)):
                 refreshed.append(old.model_copy(update={"fingerprint": item.ref.fingerprint}))
         records = analyzed + refreshed
         if not records:
@@ -287,24 +370,28 @@ class Pipeline:
         return 0
 
     def _record(self, item: _Fetched, partial: dict[str, Any]) -> Record:
-        assert item.image is not None
+        """The record of an analyzed object. Pixel analyzers' fields come first and the object
+        analyzers' last, so a remote service's answer (Rekognition's ``LabelModelVersion``,
+        ``ImageProperties``) is the one kept when both give a field; ``Labels`` are united."""
         ref = item.ref
-        return Record(
-            bucket=ref.bucket,
-            key=ref.key,
-            uri=ref.uri,
-            size=item.size,
-            fingerprint=ref.fingerprint,
-            content_sha256=item.sha256,
-            etag=ref.etag,
-            version_id=ref.version_id,
-            last_modified=ref.last_modified,
-            width=item.image.width,
-            height=item.image.height,
-            format=item.image.format,
-            analyzers=dict(self.versions),
-            **partial,
-        )
+        fields: dict[str, Any] = {
+            "bucket": ref.bucket,
+            "key": ref.key,
+            "uri": ref.uri,
+            "size": item.size,
+            "fingerprint": ref.fingerprint,
+            "content_sha256": item.sha256,
+            "etag": ref.etag,
+            "version_id": ref.version_id,
+            "last_modified": ref.last_modified,
+            "analyzers": dict(self.versions),
+        }
+        if item.image is not None:
+            fields.update(
+                width=item.image.width, height=item.image.height, format=item.image.format
+            )
+        merged = merge_partials([partial, item.remote]) if item.remote else partial
+        return Record(**{**fields, **merged})
 
     def _record_failures(self, failures: list[Failure], summary: Summary) -> None:
         try:
@@ -362,13 +449,19 @@ class Reanalyzer:
         return result
 
 
+def _is_remote_analyzer(analyzer: object) -> bool:
+    return callable(getattr(analyzer, "analyze_object", None))
+
+
 def build_pipeline(settings: Settings, index: Index | None = None) -> Pipeline:
+    from pixdex.analyzers.select import select_analyzers
     from pixdex.indexes import open_index
 
     return Pipeline(
-        default_analyzers(settings),
+        select_analyzers(settings),
         index if index is not None else open_index(settings.index, settings),
         batch_size=settings.batch_size,
         workers=settings.workers,
         max_pixels=settings.max_pixels,
+        analysis_workers=settings.analysis_workers,
     )

@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pixdex.sources.base import SourceError
@@ -46,6 +46,8 @@ class WorkerStats:
     unchanged: int = 0
     removed: int = 0
     failed: int = 0  # bad objects recorded as failures
+    #: remote analyzers' counters (Rekognition: calls, throttled, retried, failed), at the end
+    remote: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def sqs_client(*, endpoint_url: str | None = None, region: str | None = None) -> Any:
@@ -135,6 +137,11 @@ def run_worker(
         process_messages(sqs, queue_url, applier, messages, stats)
         if on_batch:
             on_batch(stats)
+    stats.remote = {
+        a.name: dict(a.usage)
+        for a in getattr(applier.pipeline, "remote_analyzers", [])
+        if hasattr(a, "usage")
+    }
     log.info("worker stopped: %s", stats)
     return stats
 

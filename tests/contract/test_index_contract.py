@@ -216,6 +216,135 @@ def test_text_label_matches_rank_by_confidence(index: Index) -> None:
     assert hits[0].score >= hits[1].score > 0
 
 
+# --- free text: ranking tiers (a label equal to the query first) ----------------------------------
+
+PERSON_ALIASES = ["Human", "People", "Man", "Woman", "Child", "Kid"]
+
+
+def tier_corpus() -> list[Record]:
+    """Labels that equal a query, labels that merely contain a query word (some more confident),
+    everyday words as aliases, a phrase, and a path-only match."""
+    return [
+        rec("t/dog.jpg", label("Dog", 70.0, ["Canine", "Animal"])),
+        rec("t/puppy.jpg", label("Dog", 55.5, ["Canine", "Animal"])),
+        rec("t/hot-dog.jpg", label("Hot Dog", 95.0, ["Food"])),
+        # ImageNet's "hotdog, hot dog, red hot": the more confident, with "Hot Dog" as an alias
+        rec("t/hotdog.jpg", label("Hotdog", 99.0, ["Food"], ["Hot Dog", "Red Hot"])),
+        # a dog photo with another label that has the word "hot"
+        rec(
+            "t/spa.jpg",
+            label("Dog", 90.0, ["Canine", "Animal"]),
+            label("Hot Spring", 85.0, ["Body Of Water"]),
+        ),
+        rec("t/faint.jpg", label("Dog", 30.0, ["Canine", "Animal"]), label("Frisbee", 80.0)),
+        rec("t/dogs-folder/cat.jpg", label("Cat", 88.0, ["Feline", "Animal"])),
+        rec("t/crowd.jpg", label("Person", 97.0, [], PERSON_ALIASES)),
+        rec(
+            "t/family.jpg",
+            label("Person", 64.0, [], PERSON_ALIASES),
+            label("Couch", 58.0, ["Furniture"], ["Sofa"]),
+        ),
+        rec("t/car.jpg", label("Car Seat", 93.0, ["Seat"], ["Child Seat"])),
+        rec("t/living.jpg", label("Couch", 81.0, ["Furniture"], ["Sofa"])),
+        rec("t/junction.jpg", label("Traffic Light", 72.0, ["Light"], ["Traffic Signal"])),
+        rec(
+            "t/avenue.jpg",
+            label("Street Light", 96.0, ["Light"]),
+            label("Traffic Sign", 92.0, ["Sign"]),
+        ),
+    ]
+
+
+def ranked(index: Index, text: str, **kw) -> list[tuple[str, float]]:
+    hits = index.search(SearchQuery(text=text, limit=100, **kw)).hits
+    return [(h.record.key.removeprefix("t/"), round(h.score, 3)) for h in hits]
+
+
+def test_a_label_equal_to_the_query_ranks_above_one_that_contains_its_word(index: Index) -> None:
+    assert index.upsert(tier_corpus()) == []
+    expected = [
+        ("dog.jpg", 70.0),  # equal: Dog, by confidence …
+        ("puppy.jpg", 55.5),
+        ("hotdog.jpg", 99.0),  # … then labels containing "dog", even far more confident ones
+        ("hot-dog.jpg", 95.0),
+        ("dogs-folder/cat.jpg", 0.0),  # and last, the path-only match
+    ]
+    # spa.jpg: Dog 90 is equal too; faint.jpg's Dog (30) is below the floor
+    expected.insert(0, ("spa.jpg", 90.0))
+    for text in ("dog", "Dog", "DOGS", "dogs"):
+        assert ranked(index, text, min_confidence=55) == expected, text
+
+
+def test_a_multi_word_query_equals_the_multi_word_label(index: Index) -> None:
+    assert index.upsert(tier_corpus()) == []
+    # "hot dog" equals "Hot Dog" (a name, and an alias of Hotdog); the dog in the hot spring has
+    # both words, in two labels, and comes after them although its Dog is 90
+    assert ranked(index, "hot dog") == [
+        ("hotdog.jpg", 99.0),
+        ("hot-dog.jpg", 95.0),
+        ("spa.jpg", 85.0),
+    ]
+    assert ranked(index, "hot dogs") == ranked(index, "hot dog")
+    assert ranked(index, "hotdog") == [("hotdog.jpg", 99.0)]
+    # the phrase, in any case and number, before labels with both words
+    for text in ("traffic light", "Traffic Lights", "TRAFFIC LIGHT"):
+        assert ranked(index, text) == [("junction.jpg", 72.0), ("avenue.jpg", 92.0)], text
+    assert ranked(index, "traffic signal") == [("junction.jpg", 72.0)]  # an alias phrase
+    assert ranked(index, "light traffic")[0] == ("avenue.jpg", 92.0)  # word order matters
+
+
+def test_everyday_words_reach_labels_through_aliases(index: Index) -> None:
+    assert index.upsert(tier_corpus()) == []
+    people = [("crowd.jpg", 97.0), ("family.jpg", 64.0)]
+    words = ["people", "People", "person", "persons", "human", "humans", "man", "men", "woman"]
+    words += ["women", "kid", "kids", "child", "children"]
+    for text in words:
+        hits = ranked(index, text)
+        assert hits[:2] == people, text
+    # "child" is also a word of the car seat's alias "Child Seat": found, after the people
+    assert ranked(index, "child") == [*people, ("car.jpg", 93.0)]
+    for text in ("sofa", "sofas", "couch", "couches"):
+        assert ranked(index, text) == [("living.jpg", 81.0), ("family.jpg", 58.0)], text
+
+
+def test_the_floor_applies_to_every_tier(index: Index) -> None:
+    assert index.upsert(tier_corpus()) == []
+    # below 55 only when asked: the faint dog (30) is then an equal match
+    assert ("faint.jpg", 30.0) not in ranked(index, "dog", min_confidence=55)
+    low = ranked(index, "dog", min_confidence=30)
+    assert low.index(("faint.jpg", 30.0)) == 3  # last of the equal tier
+    assert ranked(index, "dog", min_confidence=31) == ranked(index, "dog", min_confidence=55)
+    # a floor above the equal label drops the record to a lower tier, if any: dog.jpg (Dog 70)
+    # is then found by its path only
+    assert ranked(index, "dog", min_confidence=75) == [
+        ("spa.jpg", 90.0),
+        ("hotdog.jpg", 99.0),
+        ("hot-dog.jpg", 95.0),
+        ("dog.jpg", 0.0),
+        ("dogs-folder/cat.jpg", 0.0),
+    ]
+    result = index.search(SearchQuery(text="person", min_confidence=60))
+    assert dict(result.facets) == {"Person": 2}  # facets follow the floor: no Couch 58
+
+
+def test_tiers_with_a_label_filter_and_pages(index: Index) -> None:
+    assert index.upsert(tier_corpus()) == []
+    # with a required label, the score is the lower of the two, the tier the text's
+    assert ranked(index, "dog", labels=["animal"]) == [
+        ("spa.jpg", 90.0),
+        ("dog.jpg", 70.0),
+        ("puppy.jpg", 55.5),
+        ("faint.jpg", 30.0),
+        ("dogs-folder/cat.jpg", 0.0),
+    ]
+    whole = [k for k, _ in ranked(index, "dog")]
+    pages = [
+        [h.record.key.removeprefix("t/") for h in index.search(q).hits]
+        for q in (SearchQuery(text="dog", limit=3, offset=o, facets=0) for o in range(0, 9, 3))
+    ]
+    assert [k for page in pages for k in page] == whole
+
+
 # --- filters, facets, pagination -----------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """Analyzers: a batch of decoded images in, partial records out (see ``base.Analyzer``).
 
-The factories below say which analyzers a default install runs; heavy imports (ONNX Runtime,
-TFLite) happen only when one is built.
+The factories below say which analyzers a default install runs; heavy imports (ONNX Runtime)
+happen only when one is built.
 """
 
 from __future__ import annotations
@@ -17,26 +17,21 @@ __all__ = ["Analyzer", "default_analyzers", "label_analyzers"]
 
 
 def label_analyzers(settings: Settings) -> list[Analyzer]:
-    """What answers DetectLabels: the label classifier, plus the person detector when enabled."""
+    """What answers DetectLabels: the ImageNet classifier (what the photo shows: scenes, breeds,
+    dishes…) and, unless turned off, the object detector (80 kinds of things with boxes, Person
+    included)."""
     from pixdex.analyzers.labels import LabelAnalyzer
 
     analyzers: list[Analyzer] = [LabelAnalyzer.from_settings(settings)]
-    if settings.people:
-        from pixdex.analyzers.people import PeopleAnalyzer
+    if settings.objects:
+        from pixdex.analyzers.objects import ObjectDetectionAnalyzer
 
-        analyzers.append(
-            PeopleAnalyzer(
-                threads=settings.threads,
-                cache_dir=settings.cache_dir,
-                min_confidence=settings.min_confidence,
-                views=settings.people_views,
-            )
-        )
+        analyzers.append(ObjectDetectionAnalyzer.from_settings(settings))
     return analyzers
 
 
 def default_analyzers(settings: Settings) -> list[Analyzer]:
-    """The analyzers a default install runs: labels (+ people), image properties, EXIF."""
+    """The analyzers a default install runs: labels (+ objects), image properties, EXIF."""
     from pixdex.analyzers.exif import ExifAnalyzer
     from pixdex.analyzers.properties import PropertiesAnalyzer
 

@@ -31,9 +31,9 @@ TEMPERATURES: dict[str, float] = {
 }
 CALIBRATION_VERSION = "1"
 #: Every image keeps at least its best few guesses, when they are at least GUESS_FLOOR, even under
-#: ``min_confidence``: on coco128 a third of the photos have no label ≥ 55, and a photo that no
-#: search can find is worse than one found at an honestly low confidence. DetectLabels still
-#: applies the floor (``LabelDetector``).
+#: the analyzer's floor (``min_confidence``; ``store_min_confidence`` from the settings): on coco128
+#: a third of the photos have no label ≥ 55, and a photo that no search can find is worse than one
+#: found at an honestly low confidence. DetectLabels applies its own floor (``LabelDetector``).
 MIN_LABELS = 3
 GUESS_FLOOR = 10.0
 
@@ -75,11 +75,13 @@ class LabelAnalyzer:
             threads=settings.threads,
             quantized=settings.quantized,
         )
-        # What is stored is what DetectLabels would emit (Rekognition's MinConfidence and
-        # MaxLabels), plus each image's best guesses (MIN_LABELS).
+        # What is stored: every label down to store_min_confidence (so a search, or a
+        # DetectLabels request, with a floor under min_confidence finds them), at most MaxLabels,
+        # plus each image's best guesses (MIN_LABELS). DetectLabels applies its own MinConfidence
+        # (LabelDetector) and search defaults to min_confidence.
         return cls(
             classifier,
-            min_confidence=settings.min_confidence,
+            min_confidence=settings.store_min_confidence,
             max_labels=settings.max_labels,
         )
 

@@ -144,8 +144,11 @@ def _blank_to_none(value: str | None) -> str | None:
     return value if value and value.strip() else None
 
 
-def hit_json(hit: Hit) -> dict[str, Any]:
+def hit_json(hit: Hit, floor: float = 0.0) -> dict[str, Any]:
+    """A search hit: the image and its best labels at or above the search's floor (the full
+    record, weaker stored labels too, is ``GET /api/images/{id}``)."""
     record = hit.record
+    shown = [label for label in record.Labels if label.Confidence >= floor]
     return {
         "id": record.id,
         "bucket": record.bucket,
@@ -157,10 +160,9 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "format": record.format,
         "timestamp": record.timestamp,
         "Labels": [
-            {"Name": label.Name, "Confidence": label.Confidence}
-            for label in record.Labels[:HIT_LABELS]
+            {"Name": label.Name, "Confidence": label.Confidence} for label in shown[:HIT_LABELS]
         ],
-        "label_count": len(record.Labels),
+        "label_count": len(shown),
     }
 
 
@@ -183,7 +185,14 @@ def _add_api_routes(app: FastAPI) -> None:
         label: Annotated[
             list[str], Query(description="Required label (repeat for several; all must match)")
         ] = [],  # noqa: B006 - FastAPI copies defaults per request
-        min_confidence: Annotated[float, Query(ge=0, le=100)] = 0.0,
+        min_confidence: Annotated[
+            float | None,
+            Query(
+                ge=0,
+                le=100,
+                description="Label confidence floor; default: the min_confidence setting (55)",
+            ),
+        ] = None,
         bucket: str | None = None,
         prefix: str | None = None,
         since: Annotated[str | None, Query(description="Indexed at/after (ISO 8601)")] = None,
@@ -192,14 +201,18 @@ def _add_api_routes(app: FastAPI) -> None:
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
         facets: Annotated[int, Query(ge=0, le=100, description="Label facets to return")] = 20,
     ) -> dict[str, Any]:
-        """Images whose labels (or their parents/aliases) or paths match, best confidence first.
-        Without ``q`` and ``label`` every image matches (browsing)."""
+        """Images whose labels (or their parents/aliases) or paths match: labels equal to ``q``
+        first, then labels containing its words, then paths; best confidence first within each.
+        Without ``q`` and ``label`` every image matches (browsing). ``min_confidence`` defaults to
+        the server's min_confidence setting (what DetectLabels emits); the answer says which floor
+        applied."""
+        floor = state.settings.min_confidence if min_confidence is None else min_confidence
         labels = tuple(lb.strip() for lb in label if lb.strip())
         try:
             query = SearchQuery(
                 text=_blank_to_none(q),
                 labels=labels,
-                min_confidence=min_confidence,
+                min_confidence=floor,
                 bucket=_blank_to_none(bucket),
                 prefix=_blank_to_none(prefix),
                 since=parse_instant("since", since),
@@ -218,7 +231,8 @@ def _add_api_routes(app: FastAPI) -> None:
             "total": result.total,
             "offset": offset,
             "limit": limit,
-            "hits": [hit_json(hit) for hit in result.hits],
+            "min_confidence": floor,
+            "hits": [hit_json(hit, floor) for hit in result.hits],
             "facets": [{"name": name, "count": count} for name, count in result.facets],
         }
 

@@ -6,10 +6,28 @@ shared contract test suite (``tests/contract/test_index_contract.py``):
 - a *label* query (``labels``) matches a record when one of its labels, or a label's parent or
   alias, equals the term case-insensitively, with that label's confidence ≥ ``min_confidence``;
   several labels must all match;
-- a *text* query (``text``) matches words in the key/path and in label names, parents and aliases;
-- hits are ranked by the confidence of the best matching label (text-only matches on the path
-  rank below label matches), then by key;
-- ``facets`` counts label names (labels themselves, not parents/aliases) over the whole result set.
+- a *text* query (``text``) matches a record when each of its words is a word of the key/path or
+  of a label's name, parents or aliases (label confidence ≥ ``min_confidence``). Words compare
+  stemmed and in either number, irregular plurals too: "dogs" = "Dog", "children" = "Child",
+  "men" = "Man", "knives" = "Knife" (``pixdex.indexes.words``). Everyday words reach labels
+  through their aliases ("people" → a Person label with the alias "People"); there is no
+  synonym table of its own;
+- text hits come in three tiers, best first:
+  1. *equal*: a label's name, a parent or an alias equals the whole query, word for word in
+     order ("dogs" = "Dog", "traffic lights" = "Traffic Light", "hot dog" = "Hot Dog"), scored
+     by the confidence of the best such label;
+  2. *contains*: every query word is in some label ("dog" in "Hot Dog"), scored by the lowest,
+     over the query's words, of the best confidence of a label containing it;
+  3. *path*: a word found only in the key/path, score 0;
+  so a Dog ranks above a Hot Dog whatever their confidences. With label queries too, a hit's
+  score is the lower of theirs and the text's. Within a tier: score, then key. Without text,
+  hits are ranked by the label queries' score (0 without any), then key;
+- ``facets`` counts label names (labels themselves, not parents/aliases) with confidence
+  ≥ ``min_confidence`` over the whole result set.
+
+``min_confidence`` is 0 here; the CLI, the HTTP API and the gallery default to the
+``min_confidence`` setting (55, what DetectLabels emits) while indexes store labels down to
+``store_min_confidence`` (20), so a lower floor finds the weaker labels.
 """
 
 from __future__ import annotations

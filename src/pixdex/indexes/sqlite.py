@@ -4,8 +4,11 @@ Layout, chosen so every search is index lookups rather than scans:
 - ``records``: one row per image with the whole record as JSON plus the columns filters need;
 - ``label_terms``: one row per (image, label name | parent | alias), indexed on (term, confidence),
   so "label X with confidence ≥ N" and label facets never read the JSON;
-- ``label_fts`` / ``path_fts``: FTS5 over label terms and key paths for free text (porter stemming,
-  so "dogs" finds "Dog"); their rowids are the rowids of ``label_terms`` / ``records``.
+- ``label_phrases``: one row per (image, phrase a label term equals: ``words.term_keys``), indexed
+  on (phrase, confidence), for the free-text tier "a label equals the query";
+- ``label_fts`` / ``path_fts``: FTS5 over label terms (with both numbers of their last word,
+  ``words.term_text``) and key paths for free text (porter stemming, so "dogs" finds "Dog");
+  their rowids are the rowids of ``label_terms`` / ``records``.
 WAL mode: searches (other processes too) keep working while an index run writes, and a run killed
 half-way leaves every committed batch intact.
 """
@@ -13,7 +16,7 @@ half-way leaves every committed batch intact.
 from __future__ import annotations
 
 import json
-import re
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -29,9 +32,14 @@ from pixdex.indexes.base import (
     WriteError,
     date_range,
 )
+from pixdex.indexes.words import query_phrase, query_tokens, term_keys, term_text
 from pixdex.records import Failure, Record
 
-SCHEMA_VERSION = "1"
+log = logging.getLogger(__name__)
+
+#: 2: label_phrases, and label_fts holds ``term_text`` (both numbers); version 1 files are
+#: upgraded in place when opened (``_upgrade``)
+SCHEMA_VERSION = "2"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,6 +68,13 @@ CREATE INDEX IF NOT EXISTS label_terms_term ON label_terms (term, confidence);
 CREATE INDEX IF NOT EXISTS label_terms_rid ON label_terms (rid);
 CREATE INDEX IF NOT EXISTS label_terms_name
     ON label_terms (name, confidence) WHERE name IS NOT NULL;
+CREATE TABLE IF NOT EXISTS label_phrases (
+    rid INTEGER NOT NULL,
+    phrase TEXT NOT NULL,        -- a term's stemmed words joined by spaces (words.term_keys)
+    confidence REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS label_phrases_phrase ON label_phrases (phrase, confidence);
+CREATE INDEX IF NOT EXISTS label_phrases_rid ON label_phrases (rid);
 CREATE VIRTUAL TABLE IF NOT EXISTS label_fts USING fts5 (
     term, tokenize = 'porter unicode61 remove_diacritics 2'
 );
@@ -77,8 +92,12 @@ CREATE TABLE IF NOT EXISTS failures (
 );
 """
 
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 _KEY_END = "\U0010ffff"  # sorts after every character: key range [prefix, prefix + _KEY_END)
+
+
+def _least(parts: list[str]) -> str:
+    """SQL for the smallest of ``parts`` (SQLite's MIN needs two arguments or more)."""
+    return parts[0] if len(parts) == 1 else f"MIN({', '.join(parts)})"
 
 
 def _fts_phrase(token: str) -> str:
@@ -122,10 +141,37 @@ class SqliteIndex:
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
                 )
+                self._upgrade()
         except sqlite3.DatabaseError as exc:
             raise IndexUnavailable(f"cannot open SQLite index {self.location}: {exc}") from exc
         # One connection shared by threads (API worker threads, pipeline): serialise use of it.
         self._lock = threading.RLock()
+
+    def _upgrade(self) -> None:
+        """Bring a file written by an earlier pixdex to SCHEMA_VERSION, in the open transaction.
+
+        1 → 2: fill label_phrases and rewrite label_fts from label_terms (the lower-cased terms
+        are all that is needed), so "a label equals the query" and irregular plurals work on
+        images indexed before, without re-analyzing them."""
+        (version,) = self._db.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).fetchone()
+        if version == SCHEMA_VERSION:
+            return
+        if version != "1":
+            raise IndexUnavailable(
+                f"{self.location} has index schema {version}, newer than this pixdex knows"
+                f" ({SCHEMA_VERSION}): upgrade pixdex"
+            )
+        rows = self._db.execute("SELECT tid, rid, term, confidence FROM label_terms").fetchall()
+        log.warning("upgrading %s: %d label terms", self.location, len(rows))
+        self._db.execute("DELETE FROM label_phrases")
+        self._db.execute("DELETE FROM label_fts")
+        for tid, rid, term, confidence in rows:
+            self._index_term(tid, rid, term, confidence)
+        self._db.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,)
+        )
 
     # --- transactions -------------------------------------------------------------------------
     def _tx(self) -> _Transaction:
@@ -171,11 +217,20 @@ class SqliteIndex:
                     "INSERT INTO label_terms (rid, term, name, confidence) VALUES (?, ?, ?, ?)",
                     (rid, term.lower(), label.Name if i == 0 else None, label.Confidence),
                 )
-                self._db.execute(
-                    "INSERT INTO label_fts (rowid, term) VALUES (?, ?)", (tcur.lastrowid, term)
-                )
+                self._index_term(tcur.lastrowid, rid, term, label.Confidence)
         self._db.execute(
             "DELETE FROM failures WHERE bucket = ? AND key = ?", (record.bucket, record.key)
+        )
+
+    def _index_term(self, tid: int | None, rid: int | None, term: str, confidence: float) -> None:
+        """What free text matches a label term by: its phrases and its words (``words``)."""
+        phrases, _ = term_keys(term)
+        self._db.executemany(
+            "INSERT INTO label_phrases (rid, phrase, confidence) VALUES (?, ?, ?)",
+            [(rid, phrase, confidence) for phrase in phrases],
+        )
+        self._db.execute(
+            "INSERT INTO label_fts (rowid, term) VALUES (?, ?)", (tid, term_text(term))
         )
 
     def _delete_one(self, bucket: str, key: str) -> bool:
@@ -190,6 +245,7 @@ class SqliteIndex:
             (rid,),
         )
         self._db.execute("DELETE FROM label_terms WHERE rid = ?", (rid,))
+        self._db.execute("DELETE FROM label_phrases WHERE rid = ?", (rid,))
         self._db.execute("DELETE FROM path_fts WHERE rowid = ?", (rid,))
         self._db.execute("DELETE FROM records WHERE rid = ?", (rid,))
         return True
@@ -248,33 +304,57 @@ class SqliteIndex:
     def search(self, query: SearchQuery) -> SearchResult:
         ctes: list[str] = []
         args: list[object] = []
-        # One CTE per required label and per text token: (rid, c) where c is the confidence of
-        # the best label matching it (0 for a path match). A record must appear in all of them.
+        # One CTE per required label and per text token: (rid, c[, lab]) where c is the
+        # confidence of the best label matching it (0 for a path match) and lab says whether a
+        # label matched at all. A record must appear in all of them.
         for label in query.labels:
             ctes.append(
                 "SELECT rid, MAX(confidence) AS c FROM label_terms"
                 " WHERE term = ? AND confidence >= ? GROUP BY rid"
             )
             args += [label.strip().lower(), query.min_confidence]
-        for token in _TOKEN.findall(query.text or ""):
+        label_parts = [f"m{i}.c" for i in range(len(ctes))]
+        tokens = query_tokens(query.text or "")
+        for token in tokens:
             ctes.append(
-                "SELECT rid, MAX(c) AS c FROM ("
-                " SELECT lt.rid AS rid, lt.confidence AS c FROM label_fts"
+                "SELECT rid, MAX(c) AS c, MAX(lab) AS lab FROM ("
+                " SELECT lt.rid AS rid, lt.confidence AS c, 1 AS lab FROM label_fts"
                 " JOIN label_terms lt ON lt.tid = label_fts.rowid"
                 " WHERE label_fts MATCH ? AND lt.confidence >= ?"
-                " UNION ALL SELECT rowid AS rid, 0 AS c FROM path_fts WHERE path_fts MATCH ?"
+                " UNION ALL SELECT rowid AS rid, 0 AS c, 0 AS lab FROM path_fts"
+                " WHERE path_fts MATCH ?"
                 ") GROUP BY rid"
             )
             args += [_fts_phrase(token), query.min_confidence, _fts_phrase(token)]
+        word_parts = [f"m{i}" for i in range(len(label_parts), len(ctes))]
 
         with_sql = ""
         joins = ""
         if ctes:
             with_sql = "WITH " + ", ".join(f"m{i} AS ({sql})" for i, sql in enumerate(ctes)) + " "
             joins = " ".join(f"JOIN m{i} ON m{i}.rid = r.rid" for i in range(len(ctes)))
-        parts = [f"m{i}.c" for i in range(len(ctes))]
-        score = "0" if not parts else parts[0] if len(parts) == 1 else f"MIN({', '.join(parts)})"
+        # Ranking needs more than matching: the count and the facets use only the CTEs above;
+        # the page adds the "equal" tier's lookup.
+        eq_with, eq_join, eq_args = "", "", []
+        if tokens:
+            # the tiers (see base): a label equal to the whole query, labels containing every
+            # word, a word only in the path
+            eq_with = (
+                ", eq AS (SELECT rid, MAX(confidence) AS c FROM label_phrases"
+                " WHERE phrase = ? AND confidence >= ? GROUP BY rid) "
+            )
+            eq_args = [query_phrase(query.text or ""), query.min_confidence]
+            eq_join = " LEFT JOIN eq ON eq.rid = r.rid"
+            contains = _least([f"{m}.c" for m in word_parts] + label_parts)
+            equal = _least(["eq.c", *label_parts])
+            score = f"CASE WHEN eq.rid IS NOT NULL THEN {equal} ELSE {contains} END"
+            labelled = _least([f"{m}.lab" for m in word_parts])
+            tier = f"CASE WHEN eq.rid IS NOT NULL THEN 2 WHEN {labelled} = 1 THEN 1 ELSE 0 END"
+        else:
+            score = _least(label_parts) if label_parts else "0"
+            tier = "0"
 
+        cte_args = len(args)
         where: list[str] = []
         if query.bucket is not None:
             where.append("r.bucket = ?")
@@ -290,17 +370,20 @@ class SqliteIndex:
             where.append("r.timestamp <= ?")
             args.append(until)
         where_sql = (" WHERE " + " AND ".join(where)) if where else ""
-        base = (
-            f"{with_sql}SELECT r.rid AS rid, r.doc AS doc, r.key AS key, {score} AS score"
-            f" FROM records r {joins}{where_sql}"
+        base = f"{with_sql}SELECT r.rid AS rid FROM records r {joins}{where_sql}"
+        ranked = (
+            f"{with_sql}{eq_with}SELECT r.doc AS doc, r.key AS key, {score} AS score,"
+            f" {tier} AS tier FROM records r {joins}{eq_join}{where_sql}"
         )
+        ranked_args = args[:cte_args] + eq_args + args[cte_args:]
 
         with self._lock:
             try:
                 total = self._db.execute(f"SELECT COUNT(*) FROM ({base})", args).fetchone()[0]
                 rows = self._db.execute(
-                    f"SELECT doc, score FROM ({base}) ORDER BY score DESC, key LIMIT ? OFFSET ?",
-                    [*args, query.limit, query.offset],
+                    f"SELECT doc, score FROM ({ranked})"
+                    " ORDER BY tier DESC, score DESC, key LIMIT ? OFFSET ?",
+                    [*ranked_args, query.limit, query.offset],
                 ).fetchall()
                 facets: list[tuple[str, int]] = []
                 if query.facets:

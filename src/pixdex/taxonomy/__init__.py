@@ -73,3 +73,43 @@ def imagenet() -> Taxonomy:
             membership[row[ancestor], j] = 1.0
     digest = hashlib.sha256(raw).hexdigest()[:8]
     return Taxonomy(classes, parents, membership, digest)
+
+
+@dataclass(frozen=True)
+class DetectorVocabulary:
+    """Labels of the object detectors' 80 COCO categories (``coco.json``, curated by hand).
+
+    A detected object yields its class label and every parent in its chain as labels of their
+    own (Rekognition's "Car" → "Motor Vehicle", "Vehicle", "Transportation"); parents are the
+    same parent labels the ImageNet vocabulary uses, so both analyzers' labels merge."""
+
+    #: one per COCO80 category, in the detectors' score order
+    classes: tuple[LabelInfo, ...]
+    #: every parent label a class can yield, by name
+    parents: dict[str, LabelInfo]
+    #: short hash of the data file: part of the object analyzer's version
+    digest: str
+
+
+@cache
+def coco() -> DetectorVocabulary:
+    raw = resources.files(__package__).joinpath("coco.json").read_bytes()
+    data = json.loads(raw)
+    classes = tuple(
+        LabelInfo(c["Name"], tuple(c["Parents"]), tuple(c["Aliases"]), tuple(c["Categories"]))
+        for c in data["classes"]
+    )
+    known = imagenet().parents
+    own = {
+        name: LabelInfo(name, tuple(p["Parents"]), (), tuple(p["Categories"]))
+        for name, p in data["parents"].items()
+    }
+    parents: dict[str, LabelInfo] = {}
+    for info in classes:
+        for name in info.parents:
+            found = own.get(name) or known.get(name)
+            if found is None:
+                raise ValueError(f"coco.json: parent {name!r} of {info.name} is not a label")
+            parents[name] = found
+    digest = hashlib.sha256(raw).hexdigest()[:8]
+    return DetectorVocabulary(classes, parents, digest)

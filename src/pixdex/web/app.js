@@ -32,7 +32,9 @@
     close: $("detail-close"),
   };
 
-  const state = { q: "", labels: [], min: 0, offset: 0, total: 0, hits: [], current: -1 };
+  // min: the confidence floor the user chose (null: the server's default, the min_confidence
+  // setting, which each answer reports as min_confidence); floor: the one the last answer applied
+  const state = { q: "", labels: [], min: null, floor: null, offset: 0, total: 0, hits: [], current: -1 };
   let searchSeq = 0;
   let controller = null;
   let opener = null;
@@ -89,18 +91,23 @@
     }
     state.q = params.get("q") || "";
     state.labels = params.getAll("label").filter(Boolean);
-    const min = Number(params.get("min_confidence") || 0);
-    state.min = Number.isFinite(min) ? Math.min(100, Math.max(0, min)) : 0;
+    const raw = params.get("min_confidence");
+    const min = raw === null || raw === "" ? NaN : Number(raw);
+    state.min = Number.isFinite(min) ? Math.min(100, Math.max(0, min)) : null;
     els.q.value = state.q;
-    els.slider.value = String(state.min);
-    els.sliderValue.textContent = pct(state.min);
+    if (state.min !== null) showFloor(state.min);
+  }
+
+  function showFloor(value) {
+    els.slider.value = String(value);
+    els.sliderValue.textContent = pct(value);
   }
 
   function queryParams() {
     const params = new URLSearchParams();
     if (state.q) params.set("q", state.q);
     for (const label of state.labels) params.append("label", label);
-    if (state.min > 0) params.set("min_confidence", String(state.min));
+    if (state.min !== null) params.set("min_confidence", String(state.min));
     return params;
   }
 
@@ -126,6 +133,8 @@
       const result = await getJSON(`api/search?${params}`, controller.signal);
       if (seq !== searchSeq) return; // a newer search has started
       state.total = result.total;
+      state.floor = result.min_confidence;
+      if (state.min === null && typeof state.floor === "number") showFloor(state.floor);
       if (append) {
         state.hits.push(...result.hits);
       } else {
@@ -295,7 +304,8 @@
     for (const label of record.Labels || []) {
       for (const inst of label.Instances || []) {
         const b = inst.BoundingBox;
-        if (!b) continue;
+        // boxes under the search's floor are stored, not drawn (they would bury the real ones)
+        if (!b || (state.floor !== null && inst.Confidence < state.floor)) continue;
         boxes.push(el("div", {
           class: b.Top < 0.06 ? "box label-inside" : "box",
           role: "img",
@@ -328,7 +338,11 @@
         el("th", { scope: "col", text: "Confidence" }),
         el("th", { scope: "col", text: "Parents" }),
         el("th", { scope: "col", text: "Aliases" }))),
-      el("tbody", {}, labels.map((label) => el("tr", {},
+      el("tbody", {}, labels.map((label) => el("tr", {
+        // stored, but under the search's floor: shown dimmed
+        class: state.floor !== null && label.Confidence < state.floor ? "below-floor" : null,
+        title: state.floor !== null && label.Confidence < state.floor ? `below ${pct(state.floor)}` : null,
+      },
         el("th", { scope: "row" },
           el("button", {
             type: "button",

@@ -1,0 +1,413 @@
+"""``ElasticIndex``: the Index contract on an Elasticsearch or OpenSearch cluster.
+
+Layout (docs/elasticsearch.md): ``name`` is an alias; documents live in
+``name-pixdex-<UTC timestamp>``, created from the index template ``pixdex-<name>`` (explicit
+mapping, ``mapping.py``); failures live in the sibling index ``name-failures``. ``reindex`` builds
+a new concrete index and swaps the alias atomically, so searches never stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pixdex.indexes.base import (
+    Hit,
+    Indexed,
+    IndexStats,
+    IndexUnavailable,
+    SearchQuery,
+    SearchResult,
+    WriteError,
+)
+from pixdex.indexes.elastic import mapping, query
+from pixdex.indexes.elastic.documents import search_doc, to_record
+from pixdex.indexes.elastic.reindex import ReindexResult, reindex
+from pixdex.indexes.elastic.transport import Connection, Down, bulk_line, connect, reason
+from pixdex.records import Failure, Record, analysis_version, record_id
+
+if TYPE_CHECKING:
+    from pixdex.config import Settings
+
+
+class ElasticIndex:
+    """An index on an Elasticsearch or OpenSearch cluster (see the module docstring)."""
+
+    def __init__(
+        self, conn: Connection, name: str, *, create: bool = True, upgrade: bool = False
+    ) -> None:
+        self.conn = conn
+        self.location = conn.location
+        self.name = name
+        self.failures_index = f"{name}-failures"
+        self.template = f"pixdex-{name}"
+        self._upgrade = upgrade
+        self._ensure(create)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        settings: Settings | None = None,
+        *,
+        upgrade: bool = False,
+        create: bool = True,
+    ) -> ElasticIndex:
+        """Open (creating when missing) the index at ``es+http(s)://…/name`` or
+        ``opensearch+http(s)://…/name``; see the package docstring for the URL's parameters.
+
+        An index made by an earlier pixdex (older ``mapping.SCHEMA``) is refused with a hint to
+        run ``pixdex reindex``, unless ``upgrade``: then only ``reindex`` may be called, which
+        copies it into a new index with the current mapping. ``create=False`` (read-only
+        commands) refuses to create a missing index."""
+        if settings is None:
+            from pixdex.config import Settings
+
+            settings = Settings()
+        conn, name = connect(url, settings)
+        return cls(conn, name, create=create, upgrade=upgrade)
+
+    # --- opening --------------------------------------------------------------------------------
+    def _ensure(self, create: bool) -> None:
+        conn = self.conn
+        try:
+            status, body = conn.http.call(
+                "GET", "/_nodes/_local", params={"filter_path": "nodes.*.version"}
+            )
+        except Down as exc:
+            raise IndexUnavailable(
+                f"cannot reach {conn.flavor_name} at {self.location}: {exc}"
+            ) from exc
+        if status >= 300:
+            hint = {
+                401: " (credentials refused: check the user and password, in the URL or"
+                " es_username/es_password, or the API key, es_api_key)",
+                403: " (these credentials may not read the cluster's node versions)",
+            }.get(status, "")
+            raise IndexUnavailable(
+                f"{conn.flavor_name} at {self.location} answered {status}{hint}: {reason(body)}"
+            )
+        versions = [n.get("version", "") for n in (body or {}).get("nodes", {}).values()]
+        self.server_version = min(versions) if versions else "?"
+        if conn.http.flavor == "es" and versions:
+            conn.http.compat = max(7, min(int(v.split(".")[0]) for v in versions))
+        status, body = conn.call("GET", f"/_alias/{self.name}")
+        if status == 200 and body:
+            self._check(sorted(body))
+        else:
+            exists, _ = conn.call("HEAD", f"/{self.name}")
+            if exists == 200:
+                raise IndexUnavailable(self._conflict_message())
+            if not create:
+                raise IndexUnavailable(f"no pixdex index {self.name!r} at {self.location}")
+            self.put_template()
+            concrete = self.new_index_name()
+            status, body = conn.call(
+                "PUT", f"/{concrete}", body={"aliases": {self.name: {"is_write_index": True}}}
+            )
+            if (
+                status >= 300
+                and "already_exists" not in reason(body)
+                and "alias" not in reason(body)
+            ):
+                raise IndexUnavailable(
+                    f"cannot create index {concrete} on {self.location}: {reason(body)}"
+                )
+            status, body = conn.call("GET", f"/_alias/{self.name}")
+            if status != 200:
+                raise IndexUnavailable(
+                    f"cannot create alias {self.name} on {self.location}: {reason(body)}"
+                )
+            self._check(sorted(body))
+        self._ensure_failures()
+
+    def _conflict_message(self) -> str:
+        status, body = self.conn.call("GET", f"/{self.name}/_mapping")
+        labels = "?"
+        if status == 200 and body:
+            found = next(iter(body.values())).get("mappings", {})
+            labels = found.get("properties", {}).get("Labels", {}).get("type", "object")
+        return (
+            f"{self.location}: index {self.name!r} already exists and was not created by pixdex"
+            f" (Labels mapped as {labels!r}, not pixdex's nested mapping); pixdex will not change"
+            f" it. Use another index name, and copy its documents with"
+            f" `pixdex reindex --from {self.name}`."
+        )
+
+    def _check(self, concrete: list[str]) -> None:
+        status, body = self.conn.call("GET", f"/{','.join(concrete)}/_mapping")
+        if status != 200:
+            raise IndexUnavailable(
+                f"cannot read the mapping of {self.name} on {self.location}: {reason(body)}"
+            )
+        for index, value in body.items():
+            found = value.get("mappings", {})
+            meta = (found.get("_meta") or {}).get("pixdex") or {}
+            labels = found.get("properties", {}).get("Labels", {}).get("type", "object")
+            if not meta or labels != "nested":
+                raise IndexUnavailable(
+                    f"{self.location}: index {index} behind {self.name!r} has a mapping pixdex did"
+                    f" not make (Labels mapped as {labels!r}); pixdex will not change it. Use"
+                    " another index name, or copy it with `pixdex reindex`."
+                )
+            schema = meta.get("schema")
+            if schema == mapping.SCHEMA:
+                continue
+            if not isinstance(schema, int) or schema > mapping.SCHEMA:
+                raise IndexUnavailable(
+                    f"{self.location}: index {index} has pixdex schema {schema}, newer than this"
+                    f" pixdex knows ({mapping.SCHEMA}): upgrade pixdex"
+                )
+            if not self._upgrade:
+                raise IndexUnavailable(
+                    f"{self.location}: index {index} was made by an earlier pixdex (schema"
+                    f" {schema}, this one needs {mapping.SCHEMA}): run `pixdex reindex` once"
+                    " with the same index URL to copy it into a new index with the current"
+                    " mapping; searches keep working meanwhile"
+                )
+        self.concrete = concrete
+
+    def _ensure_failures(self) -> None:
+        status, _ = self.conn.call("HEAD", f"/{self.failures_index}")
+        if status == 200:
+            return
+        status, body = self.conn.call(
+            "PUT",
+            f"/{self.failures_index}",
+            body={
+                "settings": mapping.index_settings(self.conn.options),
+                "mappings": mapping.failure_mapping(),
+            },
+        )
+        if status >= 300 and "already_exists" not in reason(body):
+            raise IndexUnavailable(
+                f"cannot create {self.failures_index} on {self.location}: {reason(body)}"
+            )
+
+    def put_template(self) -> None:
+        """Create or replace the index template new concrete indexes are made from."""
+        self.conn.ok(
+            "PUT",
+            f"/_index_template/{self.template}",
+            "creating the index template",
+            body=mapping.template(self.name, self.conn.options),
+        )
+
+    def new_index_name(self) -> str:
+        return f"{self.name}-pixdex-{datetime.now(UTC).strftime('%Y%m%d%H%M%S%f')}"
+
+    # --- writes ---------------------------------------------------------------------------------
+    def upsert(self, records: Sequence[Record]) -> list[WriteError]:
+        return self.write(self.name, records)
+
+    def write(
+        self,
+        target: str,
+        records: Sequence[Record],
+        clear_failures: bool = True,
+        refresh: str | None = None,
+    ) -> list[WriteError]:
+        """Index ``records`` into ``target`` (the alias, or a new index during reindex); what the
+        server refused comes back as write errors, one per record."""
+        items: list[tuple[Any, bytes]] = []
+        errors: list[WriteError] = []
+        for record in records:
+            try:
+                line = bulk_line("index", target, record.id, search_doc(record))
+                if clear_failures:
+                    line += bulk_line("delete", self.failures_index, record.id)
+            except (TypeError, ValueError) as exc:
+                errors.append(WriteError(record.id, record.key, f"cannot serialize: {exc}"))
+                continue
+            items.append((record, line))
+        done, failed = self.conn.bulk(items, refresh)
+        # One tagged item holds two actions (index + clear failure); results come per action.
+        answered: dict[str, list[dict[str, Any]]] = {}
+        for record, outcome in done:
+            answered.setdefault(record.id, []).append(outcome)
+        for record, why in failed:
+            errors.append(WriteError(record.id, record.key, why))
+        for record in records:
+            for outcome in answered.get(record.id, []):
+                if (
+                    outcome.get("_index", "").endswith("-failures")
+                    and target != self.failures_index
+                ):
+                    continue  # clearing a failure: 404 when there was none
+                if outcome.get("status", 500) >= 300:
+                    errors.append(
+                        WriteError(record.id, record.key, reason({"error": outcome.get("error")}))
+                    )
+        return errors
+
+    def delete(self, bucket: str, keys: Iterable[str]) -> int:
+        ids = [record_id(bucket, key) for key in keys]
+        if not ids:
+            return 0
+        items = [(("record", i), bulk_line("delete", self.name, i)) for i in ids] + [
+            (("failure", i), bulk_line("delete", self.failures_index, i)) for i in ids
+        ]
+        done, failed = self.conn.bulk(items)
+        if failed:
+            raise IndexUnavailable(f"delete failed on {self.location}: {failed[0][1]}")
+        return sum(
+            1
+            for (kind, _), outcome in done
+            if kind == "record" and outcome.get("result") == "deleted"
+        )
+
+    def record_failures(self, failures: Sequence[Failure]) -> None:
+        items = [
+            (f, bulk_line("index", self.failures_index, record_id(f.bucket, f.key), f.to_json()))
+            for f in failures
+        ]
+        done, failed = self.conn.bulk(items)
+        bad = [why for _, why in failed] + [
+            reason({"error": o.get("error")}) for _, o in done if o.get("status", 500) >= 300
+        ]
+        if bad:
+            raise IndexUnavailable(f"recording {len(bad)} failure(s) on {self.location}: {bad[0]}")
+
+    # --- reads ----------------------------------------------------------------------------------
+    def get_by_id(self, record_id: str) -> Record | None:
+        body = self.conn.search(
+            {
+                "query": {"ids": {"values": [record_id]}},
+                "size": 1,
+                "_source": {"excludes": ["pixdex_*"]},
+            },
+            self.name,
+        )
+        hits = body["hits"]["hits"]
+        return to_record(hits[0]["_source"]) if hits else None
+
+    def get(self, bucket: str, key: str) -> Record | None:
+        record = self.get_by_id(record_id(bucket, key))
+        if record is None or record.bucket != bucket or record.key != key:
+            return None
+        return record
+
+    def known(self, bucket: str, prefix: str = "") -> dict[str, Indexed]:
+        filters: list[dict[str, Any]] = [{"term": {"bucket": bucket}}]
+        if prefix:
+            filters.append({"prefix": {"key": prefix}})
+        out: dict[str, Indexed] = {}
+        for hit in self.conn.scan(
+            self.name,
+            {"bool": {"filter": filters}},
+            {"includes": ["key", "fingerprint", "content_sha256", "analyzers"]},
+        ):
+            src = hit["_source"]
+            out[src["key"]] = Indexed(
+                src.get("fingerprint"),
+                src.get("content_sha256"),
+                analysis_version(src.get("analyzers") or {}),
+            )
+        return out
+
+    def failures(self, bucket: str | None = None, limit: int = 1000) -> list[Failure]:
+        where: dict[str, Any] = (
+            {"term": {"bucket": bucket}} if bucket is not None else {"match_all": {}}
+        )
+        body = self.conn.search(
+            {
+                "query": where,
+                "size": min(limit, 10_000),
+                "sort": [{"bucket": "asc"}, {"key": "asc"}],
+            },
+            self.failures_index,
+        )
+        return [Failure.model_validate(h["_source"]) for h in body["hits"]["hits"]]
+
+    def search(self, search: SearchQuery) -> SearchResult:
+        body, score = query.search_body(search)
+        resp = self.conn.search(body, self.name)
+        hits = []
+        for hit in resp["hits"]["hits"]:
+            record = to_record(hit["_source"])
+            hits.append(Hit(record, float(score(record))))
+        aggs = resp.get("aggregations", {})
+        facets = query.label_buckets(aggs.get("facets")) if search.facets else []
+        return SearchResult(total=resp["hits"]["total"]["value"], hits=hits, facets=facets)
+
+    def stats(self) -> IndexStats:
+        resp = self.conn.search(
+            {
+                "size": 0,
+                "track_total_hits": True,
+                "aggs": {
+                    "top": query.label_agg(20),
+                    "distinct": {
+                        "nested": {"path": "Labels"},
+                        "aggs": {
+                            "n": {
+                                "cardinality": {
+                                    "field": "Labels.Name.keyword",
+                                    "precision_threshold": 40000,
+                                }
+                            }
+                        },
+                    },
+                    "models": {
+                        "terms": {"field": "LabelModelVersion", "missing": "", "size": 1000}
+                    },
+                },
+            },
+            self.name,
+        )
+        aggs = resp["aggregations"]
+        failures = self.conn.search({"size": 0, "track_total_hits": True}, self.failures_index)
+        models = sorted(
+            ((b["key"], b["doc_count"]) for b in aggs["models"]["buckets"]),
+            key=lambda kv: (-kv[1], kv[0]),
+        )
+        return IndexStats(
+            location=self.location,
+            records=resp["hits"]["total"]["value"],
+            failures=failures["hits"]["total"]["value"],
+            labels=int(aggs["distinct"]["n"]["value"]),
+            top_labels=query.label_buckets(aggs["top"]),
+            model_versions=models,
+        )
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def reindex(
+        self,
+        transform: Callable[[Record], Record | None] | None = None,
+        source: str | None = None,
+        keep_old: bool = False,
+    ) -> ReindexResult:
+        """Copy every record into a new concrete index (current template and mapping), optionally
+        through ``transform`` (return None to drop a record), then swap the alias atomically.
+
+        ``source`` copies from another index or alias on the same cluster instead (e.g. an index
+        the original pattern made). Searches keep being answered by the old index until the swap;
+        writes to it are blocked meanwhile (refused writes are reported as not indexed and a
+        re-run completes them), so no update made during the copy is lost. The old index is
+        deleted afterwards unless ``keep_old``.
+        """
+        return reindex(self, transform, source, keep_old)
+
+    def drop(self) -> None:
+        """Delete everything this index created: its concrete indexes, failures, template."""
+        names: set[str] = set()
+        status, body = self.conn.call("GET", f"/_alias/{self.name}")
+        if status == 200 and body:
+            names |= set(body)
+        status, body = self.conn.call(
+            "GET",
+            f"/{self.name}-pixdex-*/_settings",
+            params={"filter_path": "*.settings.index.uuid"},
+        )
+        if status == 200 and body:
+            names |= set(body)
+        names.add(self.failures_index)
+        for index in sorted(names):
+            status, body = self.conn.call("DELETE", f"/{index}")
+            if status >= 300 and status != 404:
+                raise IndexUnavailable(f"cannot delete {index} on {self.location}: {reason(body)}")
+        self.conn.call("DELETE", f"/_index_template/{self.template}")
+
+    def close(self) -> None:
+        self.conn.close()

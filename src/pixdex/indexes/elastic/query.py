@@ -1,0 +1,197 @@
+"""SearchQuery → an Elasticsearch/OpenSearch search body with the SQLite index's semantics.
+
+Ranking matches the SQLite index (see ``pixdex.indexes.base``): free-text hits come in tiers (a
+label equal to the query, labels containing its words, a word only in the path), and within a
+tier by the min over query parts of the best matching label's confidence. Elasticsearch cannot
+take a *min* of query scores, so each label is scored with a linear decay ``d(c) = 1 - c/200``
+(decreasing in c, within [0.5, 1]): a part's score is the nested *min* of d (= d of the best
+label), the hit's score is the ``dis_max`` (*max*) over parts (= d of the worst part), and hits
+are sorted by score ascending, then key. The tiers are offsets on top: +1 for a hit with no label
+equal to the query (a ``should`` clause), and a path-only word scores 1.25 (> any d). In the
+"equal" tier every query word's best label is at least as confident as the equal label (which
+contains every word), so the max over parts is the equal label's d, as the SQLite index ranks it.
+The server's scores are float32; the confidence a hit reports is computed exactly, here, from the
+record (``Scorer``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pixdex.indexes.base import SearchQuery, date_range
+from pixdex.indexes.words import query_phrase, query_tokens, query_words, term_keys
+from pixdex.records import Label, Record
+
+#: a hit's exact score (the SQLite index's), computed from the returned record
+Scorer = Callable[[Record], float]
+_DECAY = {"linear": {"Labels.Confidence": {"origin": 0, "scale": 100, "decay": 0.5}}}
+_PATH_ONLY = 1.25  # a word found only in the path: worse than any label (d ≤ 1)
+_NOT_EQUAL = 1.0  # no label equals the query: below every hit that has one (d ≥ 0.5)
+
+
+def search_body(query: SearchQuery) -> tuple[dict[str, Any], Scorer]:
+    """(request body, exact scorer) for ``query``."""
+    parts = _Parts(query)
+    body: dict[str, Any] = {
+        "from": query.offset,
+        "size": query.limit,
+        "track_total_hits": True,
+        "_source": {"excludes": ["pixdex_*", "Labels.pixdex_*"]},
+    }
+    if parts.scoring:
+        body["query"] = {
+            "bool": {
+                "filter": parts.filters,
+                "must": [{"dis_max": {"queries": parts.scoring, "tie_breaker": 0}}],
+                "should": parts.tiers,
+            }
+        }
+        body["sort"] = [{"_score": "asc"}, {"key": "asc"}, {"bucket": "asc"}]
+    else:
+        body["query"] = {"bool": {"filter": parts.filters}}
+        body["sort"] = [{"key": "asc"}, {"bucket": "asc"}]
+    if query.facets:
+        body["aggs"] = {"facets": label_agg(query.facets, query.min_confidence)}
+    return body, parts.score
+
+
+class _Parts:
+    """Filters, scoring queries and tier clauses for one query: one scoring query per label and
+    per text token (as the SQLite index has one CTE per label and per token), plus the query's
+    phrase for the "equal" tier."""
+
+    def __init__(self, query: SearchQuery) -> None:
+        self.floor = query.min_confidence
+        self.filters: list[dict[str, Any]] = []
+        self.scoring: list[dict[str, Any]] = []
+        self.tiers: list[dict[str, Any]] = []
+        self.labels = [label.strip().lower() for label in query.labels]
+        for term in self.labels:
+            cond = [{"term": {"Labels.pixdex_terms": term}}]
+            self.filters.append(self._nested(cond, False))
+            self.scoring.append(self._nested(cond, True))
+        tokens = query_tokens(query.text or "")
+        self.words = [tuple(ws) for ws in query_words(tokens)]
+        self.phrase = query_phrase(query.text or "") if tokens else ""
+        for words in self.words:
+            self._word(words)
+        if self.phrase:
+            equal = [{"term": {"Labels.pixdex_phrases": self.phrase}}]
+            self.scoring.append(self._nested(equal, True))
+            self.tiers.append(
+                {
+                    "constant_score": {
+                        "filter": {"bool": {"must_not": [self._nested(equal, False)]}},
+                        "boost": _NOT_EQUAL,
+                    }
+                }
+            )
+        if query.bucket is not None:
+            self.filters.append({"term": {"bucket": query.bucket}})
+        if query.prefix:
+            self.filters.append({"prefix": {"key": query.prefix}})
+        since, until = date_range(query.since, query.until)
+        if since or until:
+            bounds = {k: v for k, v in (("gte", since), ("lte", until)) if v}
+            self.filters.append({"range": {"timestamp.raw": bounds}})
+
+    def _nested(self, conditions: list[dict[str, Any]], scored: bool) -> dict[str, Any]:
+        """Some label (≥ the floor) meets ``conditions``; scored: d of the best such label."""
+        floor = {"range": {"Labels.Confidence": {"gte": self.floor}}}
+        inner: dict[str, Any] = {"bool": {"filter": [*conditions, floor]}}
+        if scored:
+            inner = {
+                "function_score": {"query": inner, "functions": [_DECAY], "boost_mode": "replace"}
+            }
+        return {
+            "nested": {"path": "Labels", "query": inner, "score_mode": "min" if scored else "none"}
+        }
+
+    def _word(self, words: Sequence[str]) -> None:
+        """One query token: in one label's words, or else in the path."""
+        if not words:
+            self.filters.append({"bool": {"must_not": {"match_all": {}}}})
+            return
+        label_cond = [{"term": {"Labels.pixdex_words": w}} for w in words]
+        path_match = {"bool": {"filter": [{"term": {"pixdex_path_words": w}} for w in words]}}
+        in_label = self._nested(label_cond, False)
+        self.filters.append({"bool": {"should": [in_label, path_match], "minimum_should_match": 1}})
+        path_only = {"bool": {"filter": [path_match], "must_not": [in_label]}}
+        self.scoring.append(
+            {
+                "bool": {
+                    "should": [
+                        self._nested(label_cond, True),
+                        {"constant_score": {"filter": path_only, "boost": _PATH_ONLY}},
+                    ]
+                }
+            }
+        )
+
+    # --- exact scores ---------------------------------------------------------------------------
+    def score(self, record: Record) -> float:
+        """The SQLite index's score for a hit: min over parts of the best matching label's
+        confidence, the equal label's standing for the text when there is one; 0 for a path
+        match."""
+        labels = [lb for lb in record.Labels if lb.Confidence >= self.floor]
+        parts = [self._label_score(labels, term) for term in self.labels]
+        if self.words:
+            equal = [lb.Confidence for lb in labels if _equals(lb, self.phrase)]
+            if equal:
+                parts.append(max(equal))
+            else:
+                parts += [self._word_score(record, labels, ws) for ws in self.words]
+        return min(parts) if parts else 0.0
+
+    @staticmethod
+    def _label_score(labels: list[Label], term: str) -> float:
+        return max(
+            (lb.Confidence for lb in labels if term in {t.lower() for t in lb.terms()}),
+            default=0.0,
+        )
+
+    @staticmethod
+    def _word_score(record: Record, labels: list[Label], words: Sequence[str]) -> float:
+        """Best confidence of a label whose words include all of ``words``; 0 for a path match."""
+        best = [lb.Confidence for lb in labels if set(words) <= _label_words(lb)]
+        return max(best, default=0.0)
+
+
+def _equals(label: Label, phrase: str) -> bool:
+    return any(phrase in term_keys(t)[0] for t in label.terms())
+
+
+def _label_words(label: Label) -> set[str]:
+    return {w for t in label.terms() for w in term_keys(t)[1]}
+
+
+def label_agg(size: int, min_confidence: float = 0.0) -> dict[str, Any]:
+    """Label names counted per record (reverse_nested), most frequent first, then by name."""
+    return {
+        "nested": {"path": "Labels"},
+        "aggs": {
+            "confident": {
+                "filter": {"range": {"Labels.Confidence": {"gte": min_confidence}}},
+                "aggs": {
+                    "names": {
+                        "terms": {
+                            "field": "Labels.Name.keyword",
+                            "size": size,
+                            "shard_size": max(size * 10, 1000),
+                            "order": [{"records": "desc"}, {"_key": "asc"}],
+                        },
+                        "aggs": {"records": {"reverse_nested": {}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+def label_buckets(agg: dict[str, Any] | None) -> list[tuple[str, int]]:
+    """(name, records) from a ``label_agg`` answer."""
+    if not agg:
+        return []
+    buckets = agg["confident"]["names"]["buckets"]
+    return [(b["key"], int(b["records"]["doc_count"])) for b in buckets]
