@@ -174,7 +174,7 @@ def main() -> None:
             began = time.perf_counter()
             summary = pipeline.run(open_source(str(folder), settings))
             took = time.perf_counter() - began
-            usage = pipeline.object_analyzers[0].usage
+            usage = pipeline.remote_analyzers[0].usage
             assert summary.indexed == args.timed, summary
             print(f"| {rate:g} | {took:.1f} | {usage['calls']} | {args.timed / took:.1f} |")
     finally:

@@ -511,6 +511,94 @@ def test_an_index_of_an_earlier_pixdex_is_upgraded_by_pixdex_reindex(server_url,
         assert index.get("photos", doc["key"]) == to_record(doc)
 
 
+def test_an_index_of_schema_2_gets_the_text_fields_in_place(server_url, opened, caplog) -> None:
+    """An index made by pixdex with schema 2 (before text was read in photos; commit a163da6
+    wrote tests/data/elastic-*-v2.json, with Rekognition's DetectText in two documents, which
+    dynamic mapping mapped) opens without `pixdex reindex`: the text fields it lacks are added to
+    its mapping, what dynamic mapping made is kept, new text is searchable at once, and the text
+    stored before becomes searchable after the `pixdex reindex` the warning asks for."""
+    import logging
+
+    from typer.testing import CliRunner
+
+    from pixdex.cli import app
+    from pixdex.indexes.elastic import mapping as current
+    from pixdex.indexes.elastic.documents import to_record
+    from pixdex.records import TextDetection
+
+    scheme, url = server_url
+    mapping_v2 = json.loads((DATA / "elastic-mapping-v2.json").read_text())
+    docs = json.loads((DATA / "elastic-docs-v2.json").read_text())
+
+    def old_index(name: str, with_docs: bool) -> str:
+        old = f"{name}-pixdex-20250101000000000000"
+        body = {"mappings": mapping_v2, "aliases": {name: {"is_write_index": True}}}
+        status, answer = rest(url, "PUT", f"/{old}", body)
+        assert status == 200, answer
+        for doc in docs if with_docs else ():
+            assert rest(url, "PUT", f"/{old}/_doc/{doc['id']}?refresh=true", doc)[0] == 201
+        return old
+
+    def mapped(index: str) -> dict[str, Any]:
+        return rest(url, "GET", f"/{index}/_mapping")[1][index]["mappings"]
+
+    # no documents yet: the text fields are mapped as a new index maps them
+    empty = open_index(opened, scheme, url, name=f"pixdex-t-{uuid.uuid4().hex[:10]}")
+    empty.drop()
+    old = old_index(empty.name, with_docs=False)
+    # where the mapping may not change, the index is refused with what to do
+    blocked = {"index.blocks.read_only": True}
+    assert rest(url, "PUT", f"/{old}/_settings", blocked)[0] == 200
+    with pytest.raises(IndexUnavailable, match="cannot add the text fields.*pixdex reindex"):
+        ElasticIndex.from_url(f"{scheme}+{url}/{empty.name}")
+    assert mapped(old)["_meta"]["pixdex"]["schema"] == 2
+    assert rest(url, "PUT", f"/{old}/_settings", {"index.blocks.read_only": None})[0] == 200
+    empty = open_index(opened, scheme, url, name=empty.name)
+    properties = mapped(old)["properties"]
+    assert mapped(old)["_meta"]["pixdex"]["schema"] == current.SCHEMA == 3
+    text = properties["TextDetections"]["properties"]
+    assert text["Type"] == properties["TextModelVersion"] == properties["pixdex_text_words"]
+    assert text["Type"] == {"type": "keyword"}
+    assert text["DetectedText"]["fields"]["keyword"] == {"type": "keyword"}
+
+    # with Rekognition's text in two documents
+    name = f"pixdex-t-{uuid.uuid4().hex[:10]}"
+    old = old_index(name, with_docs=True)
+    before = mapped(old)["properties"]
+    assert before["TextDetections"]["properties"]["Type"]["type"] == "text"  # dynamic mapping
+    caplog.set_level(logging.WARNING, logger="pixdex.indexes.elastic.index")
+    index = open_index(opened, scheme, url, name=name)
+    assert "2 record(s)" in caplog.text and "pixdex reindex" in caplog.text
+    after = mapped(old)["properties"]
+    assert after["pixdex_text_words"] == {"type": "keyword"}
+    assert {k: v for k, v in after.items() if k != "pixdex_text_words"} == before
+    assert index.search(SearchQuery(text="vesey")).hits == []  # stored before: not yet
+    fresh = record(
+        9,
+        ("Bakery", 70.0),
+        TextDetections=[
+            TextDetection.model_validate(d) for d in docs[1]["TextDetections"] if d["Id"] == 0
+        ],
+    )
+    assert index.upsert([fresh]) == []
+    assert [h.record.key for h in index.search(SearchQuery(text="greenwich")).hits] == [fresh.key]
+
+    result = CliRunner().invoke(
+        app, ["reindex", "--index", f"{scheme}+{url}/{name}?refresh=true"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "copied 5 record(s)" in result.stderr
+    assert rest(url, "HEAD", f"/{old}")[0] == 404
+    hits = index.search(SearchQuery(text="vesey")).hits
+    assert [(h.record.key, h.score) for h in hits] == [("street/corner.jpg", 0.0)]
+    hits = index.search(SearchQuery(text="greenwich")).hits
+    assert [h.record.key for h in hits] == sorted(["street/corner.jpg", fresh.key])
+    status, body = rest(url, "GET", f"/{name}/_search?q=TextDetections.DetectedText:vesey")
+    assert [h["_source"]["key"] for h in body["hits"]["hits"]] == ["street/corner.jpg"]
+    for doc in docs:  # the records come through unchanged
+        assert index.get("photos", doc["key"]) == to_record(doc)
+
+
 # --- SigV4 ---------------------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from pixdex import lambda_handler
 from pixdex.analyzers.detect import LabelDetector
 from pixdex.analyzers.rekognition import RekognitionAnalyzer
 from pixdex.config import Settings
+from pixdex.indexes.base import SearchQuery
 from pixdex.pipeline import build_pipeline
 from pixdex.records import Label
 from pixdex.sources import open_source
@@ -270,6 +271,57 @@ def test_detect_text_lands_beside_the_labels(
     assert record["TextModelVersion"] == "3.0"
     assert record["analyzers"]["rekognition"].endswith("+detecttext")
     assert pipeline.remote_analyzers[0].usage["calls"] == 8
+    # Rekognition's text is searchable like the local analyzer's (docs/text.md)
+    hits = pipeline.index.search(SearchQuery(text="stop")).hits
+    assert len(hits) == 4 and all(h.score == 0.0 for h in hits)
+    pipeline.index.close()
+
+
+def test_rekognition_text_wins_over_the_local_text_analyzer_and_reindex_keeps_it(
+    scripted: ScriptedRekognition, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`rekognition` (with DetectText) beside the local `text` analyzer: both read, and the
+    record keeps Rekognition's text (remote answers merge last, docs/rekognition.md). Adding or
+    dropping `text` later with `reindex --reanalyze` re-runs both rather than letting the local
+    reader replace Rekognition's text, or wiping it as the gone analyzer's."""
+    from typer.testing import CliRunner
+
+    from pixdex.cli import app
+    from pixdex.indexes.sqlite import SqliteIndex
+
+    db = str(tmp_path / "index.db")
+    monkeypatch.setenv("PIXDEX_REKOGNITION_ENDPOINT_URL", scripted.url)
+    monkeypatch.setenv("PIXDEX_REKOGNITION_TEXT", "true")
+    runner = CliRunner()
+
+    def texts() -> list[tuple[list[str], str | None, list[str]]]:
+        index = SqliteIndex(db)
+        try:
+            records = [index.get(str(photos.resolve()), p.name) for p in sorted(photos.iterdir())]
+            return [(r.text_lines(), r.TextModelVersion, sorted(r.analyzers)) for r in records]
+        finally:
+            index.close()
+
+    rekognition_only = [(["STOP"], "3.0", ["rekognition"])] * 4
+    both = [(["STOP"], "3.0", ["rekognition", "text"])] * 4
+    done = runner.invoke(app, ["index", str(photos), "--index", db, "--analyzer", "rekognition"])
+    assert done.exit_code == 0, done.output
+    assert texts() == rekognition_only
+
+    done = runner.invoke(
+        app, ["reindex", "--index", db, "--reanalyze", "--analyzer", "rekognition,text"]
+    )
+    assert done.exit_code == 0, done.output
+    assert "re-analyzed 4; kept 0" in done.stderr  # every analyzer, not "by the new … only"
+    assert len(scripted.calls("DetectText")) == 8
+    assert texts() == both
+
+    done = runner.invoke(
+        app, ["reindex", "--index", db, "--reanalyze", "--analyzer", "rekognition"]
+    )
+    assert done.exit_code == 0, done.output
+    assert len(scripted.calls("DetectText")) == 12
+    assert texts() == rekognition_only
 
 
 # --- Rekognition's limits ----------------------------------------------------------------------

@@ -426,10 +426,16 @@ def test_rekognition_refuses_what_rekognition_refuses(
     db: Path, tmp_path: Path, body, kind, mentions
 ):
     client = LocalClient(create_app(Settings(index=str(db), cache_dir=tmp_path)))
-    for path, headers in (
+    doors = [
         ("/rekognition/detect-labels", {}),
         ("/rekognition", {"X-Amz-Target": "RekognitionService.DetectLabels"}),
-    ):
+    ]
+    if b"MaxLabels" not in body and b"MinConfidence" not in body:  # image rules: every action
+        doors += [
+            ("/rekognition/detect-text", {}),
+            ("/rekognition", {"X-Amz-Target": "RekognitionService.DetectText"}),
+        ]
+    for path, headers in doors:
         response = client.post(path, content=body, headers=headers)
         assert response.status_code == 400, response.text
         assert response.json()["__type"] == kind

@@ -4,6 +4,12 @@
 ``label_phrases``, ``label_fts`` without the other number of each term's last word) with four
 records: Dog 70, Hot Dog 95 (alias Hotdog), Person 60 (aliases Human, People, Child, Kid, Man,
 Woman), Traffic Light 80.
+
+``tests/data/sqlite-index-v2.db`` was written by pixdex at commit a163da6 (schema 2: no
+``text_fts``) with four records as the Rekognition analyzer with DetectText and the local label
+analyzer stored them: signs/stop.jpg (Stop Sign 96.9; text "STOP"), street/corner.jpg (Road 90;
+text "GREENWICH ST", "VESEY ST"), dog.jpg (Dog 95; DetectText read nothing) and bread.jpg (Bread
+90; no text analyzer ran).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pixdex.indexes.sqlite import SCHEMA_VERSION, SqliteIndex
 from pixdex.records import Record
 
 V1 = Path(__file__).parent / "data" / "sqlite-index-v1.db"
+V2 = Path(__file__).parent / "data" / "sqlite-index-v2.db"
 
 
 def keys(index: SqliteIndex, text: str) -> list[str]:
@@ -38,7 +45,7 @@ def test_a_version_1_file_is_upgraded_when_opened(tmp_path: Path) -> None:
         before = {key: doc for key, doc in db.execute("SELECT key, doc FROM records")}
     index = SqliteIndex(path)
     try:
-        assert schema(path) == SCHEMA_VERSION == "2"
+        assert schema(path) == SCHEMA_VERSION == "3"
         # the new semantics on the old records, without re-analyzing anything
         assert keys(index, "dog") == ["dog.jpg", "hotdog.jpg"]
         assert keys(index, "hot dog") == ["hotdog.jpg"]
@@ -56,6 +63,39 @@ def test_a_version_1_file_is_upgraded_when_opened(tmp_path: Path) -> None:
     # opening again changes nothing
     index = SqliteIndex(path)
     assert keys(index, "children") == ["kids.jpg"]
+    index.close()
+
+
+def test_a_version_2_file_gets_its_stored_text_searchable_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "index.db"
+    shutil.copy(V2, path)
+    assert schema(path) == "2"
+    with sqlite3.connect(path) as db:
+        before = {key: doc for key, doc in db.execute("SELECT key, doc FROM records")}
+    index = SqliteIndex(path)
+    try:
+        assert schema(path) == SCHEMA_VERSION == "3"
+        # the text Rekognition read, found like the local analyzer's: below label matches
+        assert keys(index, "vesey") == ["street/corner.jpg"]
+        assert keys(index, "greenwich st") == ["street/corner.jpg"]
+        assert keys(index, "stop") == ["signs/stop.jpg"]
+        assert [h.score for h in index.search(SearchQuery(text="vesey")).hits] == [0.0]
+        assert keys(index, "dog") == ["dog.jpg"] and keys(index, "bread") == ["bread.jpg"]
+        for key, doc in before.items():  # the records themselves are untouched
+            stored = index.get("photos", key)
+            assert stored is not None
+            assert stored.to_json() == Record.model_validate_json(doc).to_json()
+        # later writes keep text and records in step: an update drops the old text
+        stop = index.get("photos", "signs/stop.jpg")
+        assert index.upsert([stop.model_copy(update={"TextDetections": []})]) == []
+        assert keys(index, "stop") == ["signs/stop.jpg"]  # still its label, Stop Sign
+        assert index.search(SearchQuery(text="stop")).hits[0].score == 96.9
+        assert index.delete("photos", ["street/corner.jpg"]) == 1
+        assert keys(index, "vesey") == []
+    finally:
+        index.close()
+    index = SqliteIndex(path)  # opening again changes nothing
+    assert schema(path) == "3" and keys(index, "greenwich") == []
     index.close()
 
 

@@ -82,7 +82,9 @@ def test_initial_scan_then_create_modify_move_delete(
     wait_for(lambda: "new café 1.jpg" in keys(tiny_pipeline, folder), "created file")
     record = index.get(bucket, "new café 1.jpg")
     assert record is not None and record.size == len(data)
-    # initial scan + one batch for the new file: the half-written file was never analysed
+    # initial scan + one batch for the new file: the half-written file was never analysed (the
+    # batch's summary is reported just after its records are written: wait for it too)
+    wait_for(lambda: len(SUMMARIES) >= 2, "the new file's summary")
     assert [(s.indexed, s.failed) for s in SUMMARIES] == [(1, 0), (1, 0)]
 
     # Overwritten with another picture: re-analysed.

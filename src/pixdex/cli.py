@@ -75,6 +75,10 @@ AnalyzerOpt = Annotated[
     ),
 ]
 
+TextOpt = Annotated[
+    bool | None, typer.Option("--text/--no-text", help="Read text in photos (OCR).")
+]
+
 EXIT_PARTIAL = 1
 EXIT_UNAVAILABLE = 3
 _verbose = False
@@ -147,6 +151,7 @@ def index(
         bool | None, typer.Option(help="Detect objects: Person, Car, Dog… with boxes.")
     ] = None,
     detector: DetectorOpt = None,
+    text: TextOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per inference batch.")] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel fetch/decode workers.")] = None,
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads (0 = all).")] = None,
@@ -172,6 +177,7 @@ def index(
         model=model,
         objects=objects,
         detector=detector,
+        text=text,
         batch_size=batch_size,
         workers=workers,
         threads=threads,
@@ -397,6 +403,39 @@ def detect_labels(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+@app.command("detect-text")
+def detect_text(
+    images: Annotated[list[Path], typer.Argument(help="Image file(s).")],
+    min_confidence: Annotated[
+        float | None, typer.Option(help="Drop words below this confidence (0-100).")
+    ] = None,
+) -> None:
+    """Print text as `aws rekognition detect-text` does: LINEs, then WORDs; nothing is indexed.
+
+    One image: its JSON. Several: one JSON object per line, with an added "Image" field."""
+    from pixdex.analyzers.text import TextDetector, WordFilter
+    from pixdex.imaging import ImageError
+
+    settings = _settings()
+    detector = TextDetector(settings)
+    filters = WordFilter(min_confidence=min_confidence) if min_confidence is not None else None
+    failed = 0
+    for path in images:
+        try:
+            response = detector.detect_file(path, filters)
+        except (OSError, ImageError) as exc:
+            failed += 1
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            err.print(f"[red]error:[/red] {path}: {reason}")
+            continue
+        if len(images) == 1:
+            print(json.dumps(response, indent=4))
+        else:
+            print(json.dumps({"Image": str(path), **response}))
+    if failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
 @app.command()
 def stats(
     failures: Annotated[bool, typer.Option("--failures", help="List images that failed.")] = False,
@@ -437,8 +476,9 @@ def reindex(
         bool,
         typer.Option(
             "--reanalyze",
-            help="Run the current analyzers again on every image (after a model upgrade), "
-            "reading it from its folder or bucket.",
+            help="Bring every record up to the current analyzers, reading its image from its "
+            "folder or bucket. Only new or changed analyzers run when they write fields of their "
+            "own (adding --text re-runs nothing else); otherwise all of them.",
         ),
     ] = False,
     source: Annotated[
@@ -450,38 +490,68 @@ def reindex(
     objects: Annotated[
         bool | None, typer.Option(help="Detect objects: Person, Car, Dog… with boxes.")
     ] = None,
+    text: TextOpt = None,
     endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint.")] = None,
     analyzer: AnalyzerOpt = None,
 ) -> None:
     """Elasticsearch/OpenSearch: build a new index (current mapping, optionally re-analyzed),
-    then swap the alias atomically — searches keep working throughout."""
+    then swap the alias atomically — searches keep working throughout. SQLite: --reanalyze
+    updates the records in place."""
     from pixdex.indexes import SERVER_SCHEMES
-    from pixdex.indexes.elastic import ElasticIndex
 
     settings = _settings(
-        index=index, model=model, objects=objects, endpoint_url=endpoint_url, analyzer=analyzer
+        index=index,
+        model=model,
+        objects=objects,
+        text=text,
+        endpoint_url=endpoint_url,
+        analyzer=analyzer,
     )
-    if not settings.index.startswith(SERVER_SCHEMES):
+    server = settings.index.startswith(SERVER_SCHEMES)
+    if not server and (not reanalyze or source or keep_old):
         err.print(
-            "[red]error:[/red] reindex needs an es+… or opensearch+… index URL (--index); "
-            "the SQLite index is re-analyzed in place by pixdex index"
+            "[red]error:[/red] a SQLite index is not copied: use pixdex reindex --reanalyze to "
+            "bring its records up to the current analyzers in place (--from and --keep-old need "
+            "an es+… or opensearch+… index URL)"
         )
         raise typer.Exit(2)
     with _fatal_errors(), _config_errors():
-        target = ElasticIndex.from_url(settings.index, settings, upgrade=True)
+        if server:
+            from pixdex.indexes.elastic import ElasticIndex
+
+            target: Any = ElasticIndex.from_url(settings.index, settings, upgrade=True)
+        else:
+            from pixdex.indexes import open_index
+
+            target = open_index(settings.index, settings)
         transform = None
         if reanalyze:
             from pixdex.pipeline import Reanalyzer, build_pipeline
 
             transform = Reanalyzer(build_pipeline(settings, target), settings)
         try:
-            result = target.reindex(transform=transform, source=source, keep_old=keep_old)
+            if server:
+                result = target.reindex(transform=transform, source=source, keep_old=keep_old)
+            else:
+                from pixdex.pipeline import reanalyze_in_place
+
+                assert transform is not None
+                updated = reanalyze_in_place(target, transform)
         finally:
             target.close()
-    old = f" (was {', '.join(result.old)})" if result.old else ""
-    err.print(f"copied {result.copied} record(s) into {result.new}; alias {target.name} moved{old}")
+    if server:
+        old = f" (was {', '.join(result.old)})" if result.old else ""
+        err.print(
+            f"copied {result.copied} record(s) into {result.new}; alias {target.name} moved{old}"
+        )
+    else:
+        err.print(f"updated {updated} record(s) in {settings.index}")
     if transform is not None:
-        err.print(f"re-analyzed {transform.reanalyzed}; kept {len(transform.kept)} old record(s)")
+        partly = f" ({transform.partial} by the new or changed analyzers only)"
+        err.print(
+            f"re-analyzed {transform.reanalyzed}{partly if transform.partial else ''}; "
+            f"kept {len(transform.kept)} old record(s)"
+        )
         for name, usage in _remote_usage(transform.pipeline):
             err.print(f"{name}: {usage}")
         _list_failures("kept old", transform.kept, more="the log has every one")
@@ -549,6 +619,7 @@ def watch(
     objects: Annotated[
         bool | None, typer.Option(help="Detect objects: Person, Car, Dog… with boxes.")
     ] = None,
+    text: TextOpt = None,
     analyzer: AnalyzerOpt = None,
 ) -> None:
     """Index FOLDER, then follow new, changed, moved and deleted files until Ctrl-C."""
@@ -557,7 +628,7 @@ def watch(
     from pixdex.pipeline import build_pipeline
     from pixdex.sources.watch import watch_folder
 
-    settings = _settings(index=index, objects=objects, analyzer=analyzer)
+    settings = _settings(index=index, objects=objects, text=text, analyzer=analyzer)
     stop = threading.Event()
     with _fatal_errors(), _config_errors():
         pipeline = build_pipeline(settings)

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
         default="ssdlite+nanodet",
         description="object detectors: both fused (most accurate) or one alone (faster)",
     )
+    text: bool = Field(
+        default=True, description="read text in photos (OCR; docs/text.md says why it is on)"
+    )
     cache_dir: Path = Field(default_factory=default_cache_dir, description="built ONNX models")
     min_confidence: float = Field(
         default=55.0,
@@ -133,7 +136,7 @@ class Settings(BaseSettings):
     analyzer: Names = Field(
         default=["local"],
         description="local (the default local set) and/or rekognition, or single local "
-        "analyzers: labels, objects, properties, exif",
+        "analyzers: labels, objects, properties, exif, text",
     )
     # Amazon Rekognition (analyzer = "rekognition"); min_confidence/max_labels apply to it too
     rekognition_region: str | None = Field(default=None, description="default: the AWS chain")

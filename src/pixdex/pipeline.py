@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pixdex.analyzers import default_analyzers  # noqa: F401 - tests build pipelines from it
 from pixdex.analyzers.base import Analyzer, Failed, Photo, RemoteAnalyzer, merge_partials
 from pixdex.imaging import DEFAULT_MAX_PIXELS, DecodedImage, ImageError, decode
-from pixdex.indexes.base import Index, Indexed, WriteError
+from pixdex.indexes.base import Index, Indexed, IndexUnavailable, WriteError
 from pixdex.records import Failure, Record, analysis_version
 from pixdex.sources.base import ObjectRef, Source, SourceError
 
@@ -401,8 +401,14 @@ class Pipeline:
 
 
 class Reanalyzer:
-    """``pixdex reindex --reanalyze``: gives an indexed record the current analyzers' output,
+    """``pixdex reindex --reanalyze``: brings an indexed record up to the current analyzers,
     reading its object again from where it came from (a folder or an S3 bucket).
+
+    Analyzer-selective: when every analyzer that is new, changed or gone writes record fields of
+    its own (it declares them in ``fields``, as the text analyzer does), only the new and changed
+    ones run and their fields are merged into the stored record (a gone one's fields are
+    removed): adding text to an index does not re-run the label model or the object detector.
+    Otherwise (``Labels`` are shared by several analyzers) every analyzer runs again.
 
     An object that cannot be read or analyzed now keeps its old record (reported, never dropped):
     a reindex must not lose what was searchable because a bucket was briefly unreachable.
@@ -414,6 +420,8 @@ class Reanalyzer:
         self.sources: dict[str, Source] = {}  # by location: one S3 client per bucket
         self.kept: list[Failure] = []
         self.reanalyzed = 0
+        self.partial = 0  # of reanalyzed: by the new/changed analyzers only
+        self._subsets: dict[tuple[str, ...], Pipeline] = {}
 
     def _source(self, record: Record) -> Source:
         from pixdex.sources import open_source
@@ -424,9 +432,37 @@ class Reanalyzer:
             self.sources[location] = open_source(location, self.settings)
         return self.sources[location]
 
+    def _owned(self, names: set[str]) -> dict[str, tuple[str, ...]] | None:
+        """name -> the fields it alone writes, for every analyzer in ``names``; None when one of
+        them shares fields (or is unknown: gone from this configuration and undeclared), or when
+        a current analyzer overrides one of them (Rekognition's DetectText beside the local text
+        analyzer: the remote answer is the one a full run keeps, so only a full run is right)."""
+        current = {a.name: a for a in [*self.pipeline.analyzers, *self.pipeline.remote_analyzers]}
+        overridden = {f for a in current.values() for f in getattr(a, "overrides", ())}
+        owned: dict[str, tuple[str, ...]] = {}
+        for name in names:
+            fields = getattr(current.get(name), "fields", None) or KNOWN_FIELDS.get(name)
+            if not fields or overridden.intersection(fields):
+                return None
+            owned[name] = tuple(fields)
+        return owned
+
+    def _subset(self, names: tuple[str, ...]) -> Pipeline:
+        if names not in self._subsets:
+            p = self.pipeline
+            chosen = [a for a in [*p.analyzers, *p.remote_analyzers] if a.name in names]
+            self._subsets[names] = Pipeline(
+                chosen, p.index, batch_size=1, workers=1, max_pixels=p.max_pixels
+            )
+        return self._subsets[names]
+
     def __call__(self, record: Record) -> Record:
-        if record.analyzers == self.pipeline.versions:
+        wanted = self.pipeline.versions
+        if record.analyzers == wanted:
             return record  # already analyzed by these very analyzers
+        stale = {n for n, v in wanted.items() if record.analyzers.get(n) != v}
+        gone = set(record.analyzers) - set(wanted)
+        owned = self._owned(stale | gone)
         ref = ObjectRef(
             bucket=record.bucket,
             key=record.key,
@@ -437,8 +473,12 @@ class Reanalyzer:
             version_id=record.version_id,
             last_modified=record.last_modified,
         )
+        pipeline = self.pipeline if owned is None else self._subset(tuple(sorted(stale)))
         try:
-            result = self.pipeline.analyze_object(self._source(record), ref)
+            if owned is not None and not stale:
+                result: Record | Failure = record  # only analyzers that are gone: nothing to run
+            else:
+                result = pipeline.analyze_object(self._source(record), ref)
         except SourceError as exc:
             result = self.pipeline._failure(ref, str(exc))
         if isinstance(result, Failure):
@@ -446,7 +486,43 @@ class Reanalyzer:
             self.kept.append(result)
             return record
         self.reanalyzed += 1
-        return result
+        if owned is None:
+            return result
+        self.partial += 1
+        update: dict[str, Any] = {f: None for n in gone for f in owned[n]}
+        update.update({f: getattr(result, f) for n in stale for f in owned[n]})
+        versions = {n: v for n, v in record.analyzers.items() if n not in gone}
+        versions.update({n: wanted[n] for n in stale})
+        update["analyzers"] = versions
+        return record.model_copy(update=update)
+
+
+#: Fields of analyzers a configuration may have dropped (so their fields can still be removed
+#: when they are gone); analyzers that are present declare their own in ``fields``.
+KNOWN_FIELDS: dict[str, tuple[str, ...]] = {"text": ("TextDetections", "TextModelVersion")}
+
+
+def reanalyze_in_place(index: Index, transform: Reanalyzer, page: int = 200) -> int:
+    """``pixdex reindex --reanalyze`` on an index that is updated where it is (SQLite): every
+    record through ``transform``, changed ones written back a page at a time. Returns how many
+    were written."""
+    from pixdex.indexes.base import SearchQuery
+
+    written = 0
+    offset = 0
+    while True:
+        hits = index.search(SearchQuery(limit=page, offset=offset, facets=0)).hits
+        if not hits:
+            return written
+        changed = [new for hit in hits if (new := transform(hit.record)) is not hit.record]
+        if changed:
+            errors = index.upsert(changed)
+            if errors:
+                raise IndexUnavailable(
+                    f"{index.location} refused {len(errors)} record(s), first: {errors[0].reason}"
+                )
+            written += len(changed)
+        offset += len(hits)
 
 
 def _is_remote_analyzer(analyzer: object) -> bool:

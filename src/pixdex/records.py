@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,6 +59,36 @@ class Label(_Shape):
         return [self.Name, *(p.Name for p in self.Parents), *(a.Name for a in self.Aliases)]
 
 
+class Point(_Shape):
+    """A polygon corner, as ratios of the image's width (X) and height (Y)."""
+
+    X: float
+    Y: float
+
+
+class Geometry(_Shape):
+    """Where a piece of text is: its axis-aligned box and its (possibly rotated) quadrilateral,
+    corners clockwise from the text's own top-left, both as ratios of the upright image."""
+
+    BoundingBox: BoundingBox
+    Polygon: list[Point] = Field(default_factory=list)
+
+
+class TextDetection(_Shape):
+    """A line or a word of text in the photo, exactly as Rekognition's DetectText returns it.
+
+    LINEs come first (``Id`` 0…), then their WORDs, each with ``ParentId`` = its line's ``Id``.
+    ``Confidence`` is 0–100. This is also the stored shape, so an index can be filled by the
+    local OCR or by Rekognition itself without translation (docs/text.md)."""
+
+    DetectedText: str
+    Type: Literal["LINE", "WORD"]
+    Id: int
+    ParentId: int | None = None
+    Confidence: float
+    Geometry: Geometry
+
+
 def utc_timestamp(moment: datetime | None = None) -> str:
     """The original pattern's timestamp format: ISO 8601, microseconds, UTC, no offset suffix."""
     moment = (moment or datetime.now(UTC)).astimezone(UTC)
@@ -100,6 +130,9 @@ class Record(_Shape):
     )
     ImageProperties: dict[str, Any] | None = None
     exif: dict[str, Any] | None = None
+    #: DetectText's ``TextDetections``; None when no text analyzer ran, [] when it found none
+    TextDetections: list[TextDetection] | None = None
+    TextModelVersion: str | None = None
 
     def model_post_init(self, __context: Any) -> None:
         if not self.id:
@@ -116,6 +149,10 @@ class Record(_Shape):
         for label in self.Labels:
             out.extend((term, label.Confidence) for term in label.terms())
         return out
+
+    def text_lines(self) -> list[str]:
+        """The LINEs of text read in the photo (words are parts of lines) — what search matches."""
+        return [t.DetectedText for t in self.TextDetections or () if t.Type == "LINE"]
 
 
 def analysis_version(analyzers: dict[str, str]) -> str:

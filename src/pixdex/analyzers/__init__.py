@@ -31,8 +31,14 @@ def label_analyzers(settings: Settings) -> list[Analyzer]:
 
 
 def default_analyzers(settings: Settings) -> list[Analyzer]:
-    """The analyzers a default install runs: labels (+ objects), image properties, EXIF."""
+    """The analyzers a default install runs: labels (+ objects), image properties, EXIF, and
+    text (OCR) when ``settings.text``."""
     from pixdex.analyzers.exif import ExifAnalyzer
     from pixdex.analyzers.properties import PropertiesAnalyzer
 
-    return [*label_analyzers(settings), PropertiesAnalyzer(), ExifAnalyzer()]
+    analyzers = [*label_analyzers(settings), PropertiesAnalyzer(), ExifAnalyzer()]
+    if settings.text:
+        from pixdex.analyzers.text import TextAnalyzer
+
+        analyzers.append(TextAnalyzer(threads=settings.threads))
+    return analyzers

@@ -7,6 +7,11 @@ Two kinds, because two kinds of work exist:
 - ``RemoteAnalyzer``: one object at a time, analyzed where it lives — a remote service such as
   Amazon Rekognition, given the object's location (S3Object) or its bytes. The pipeline runs it in
   its worker pool and neither downloads nor decodes an object for it unless it asks to.
+
+Two optional attributes let ``pixdex reindex --reanalyze`` (``pipeline.Reanalyzer``) run fewer
+analyzers: ``fields``, the record fields an analyzer alone writes (the text analyzer: added to or
+removed from an index without re-running the others), and ``overrides``, fields an analyzer
+writes that another may give too, its answer being the one kept (Rekognition's DetectText).
 """
 
 from __future__ import annotations

@@ -165,6 +165,16 @@ class RekognitionAnalyzer:
             parts.append("detecttext")
         return "+".join(parts)
 
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        """Record fields this analyzer writes that a local analyzer may give too (the text
+        analyzer, image properties). Remote answers are merged last, so its own are kept; and
+        ``pipeline.Reanalyzer`` never re-runs such a local analyzer alone beside it."""
+        fields = ("TextDetections", "TextModelVersion") if self.text else ()
+        if "IMAGE_PROPERTIES" in self.features:
+            fields += ("ImageProperties",)
+        return fields
+
     @classmethod
     def from_settings(cls, settings: Settings) -> RekognitionAnalyzer:
         client, region, unavailable = make_rekognition_client(settings)

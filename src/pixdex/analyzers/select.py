@@ -4,7 +4,7 @@
 - ``local`` (the default): the default local set (``analyzers.default_analyzers``);
 - ``rekognition``: Amazon Rekognition (``analyzers.rekognition``), which costs money per image;
 - single local analyzers by name, to run beside Rekognition: ``labels``, ``objects``,
-  ``properties``, ``exif``.
+  ``properties``, ``exif``, ``text``.
 
 Kept apart from ``analyzers/__init__.py`` (the default set) so the two can change independently.
 """
@@ -44,6 +44,12 @@ def _exif(settings: Settings) -> Any:
     return ExifAnalyzer()
 
 
+def _text(settings: Settings) -> Any:
+    from pixdex.analyzers.text import TextAnalyzer
+
+    return TextAnalyzer(threads=settings.threads)
+
+
 def _rekognition(settings: Settings) -> Any:
     from pixdex.analyzers.rekognition import RekognitionAnalyzer
 
@@ -56,6 +62,7 @@ SINGLE: dict[str, Callable[[Settings], Any]] = {
     "objects": _objects,
     "properties": _properties,
     "exif": _exif,
+    "text": _text,
     "rekognition": _rekognition,
 }
 CHOICES = ("local", *SINGLE)

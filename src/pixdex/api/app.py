@@ -201,8 +201,9 @@ def _add_api_routes(app: FastAPI) -> None:
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
         facets: Annotated[int, Query(ge=0, le=100, description="Label facets to return")] = 20,
     ) -> dict[str, Any]:
-        """Images whose labels (or their parents/aliases) or paths match: labels equal to ``q``
-        first, then labels containing its words, then paths; best confidence first within each.
+        """Images whose labels (or their parents/aliases), paths or text read in them match:
+        labels equal to ``q`` first, then labels containing its words, then paths and text;
+        best confidence first within each.
         Without ``q`` and ``label`` every image matches (browsing). ``min_confidence`` defaults to
         the server's min_confidence setting (what DetectLabels emits); the answer says which floor
         applied."""

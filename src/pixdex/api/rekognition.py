@@ -1,16 +1,18 @@
-"""A Rekognition-compatible DetectLabels endpoint, answered by the local label analyzers.
+"""Rekognition-compatible DetectLabels and DetectText endpoints, answered by the local analyzers.
 
-Two doors to the same operation:
-- ``POST /rekognition/detect-labels`` with the DetectLabels request JSON — for curl and scripts;
-- ``POST /rekognition`` with ``X-Amz-Target: RekognitionService.DetectLabels`` — the AWS JSON 1.1
-  protocol, so unmodified AWS SDKs and the AWS CLI work with
+Two doors to each operation:
+- ``POST /rekognition/detect-labels`` / ``/rekognition/detect-text`` with the request JSON — for
+  curl and scripts;
+- ``POST /rekognition`` with ``X-Amz-Target: RekognitionService.DetectLabels`` (or
+  ``.DetectText``) — the AWS JSON 1.1 protocol, so unmodified AWS SDKs and the AWS CLI work with
   ``--endpoint-url http://host:port/rekognition`` (any credentials; signatures are not checked:
   the server's own API token, ``Authorization: Bearer``, guards it when one is set).
 
-The response is what ``pixdex detect-labels`` prints. Requests are checked as Rekognition checks
-them (``rekognition_input``: JPEG/PNG, 5 MB / 15 MB, 80–10,000 px, S3Object only from allowed
-buckets) and errors use Rekognition's shape (``{"__type": "InvalidImageFormatException",
-"Message": …}``) so SDKs raise the usual exceptions.
+The responses are what ``pixdex detect-labels`` / ``pixdex detect-text`` print. Every action
+takes its body and image through ``rekognition_input`` (``parse_body``, ``request_image``:
+JPEG/PNG, 5 MB / 15 MB, 80–10,000 px, S3Object only from allowed buckets, HEAD before GET), and
+errors use Rekognition's shape (``{"__type": "InvalidImageFormatException", "Message": …}``) so
+SDKs raise the usual exceptions.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pixdex.api.rekognition_input import (
     MAX_BYTES,
     MAX_S3_BYTES,
     RekognitionError,
+    invalid,
     number,
     parse_body,
     read_body,
@@ -42,12 +45,16 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["rekognition"])
 
-__all__ = ["MAX_BODY", "MAX_BYTES", "MAX_S3_BYTES", "RekognitionError", "router"]
+__all__ = ["MAX_BODY", "MAX_BYTES", "MAX_S3_BYTES", "OPERATIONS", "RekognitionError", "router"]
 
 AMZ_JSON = "application/x-amz-json-1.1"
 TARGET = "RekognitionService.DetectLabels"
-#: Decodes + analyses at once: inference already uses every core, and each decode of a
-#: 10,000 x 10,000 PNG holds ~300 MB, so more in parallel only multiplies peak memory.
+TEXT_TARGET = "RekognitionService.DetectText"
+#: DetectText's RegionsOfInterest: at most this many (Rekognition's limit)
+MAX_REGIONS = 10
+#: Decodes + analyses at once (labels and text alike): inference already uses every core, and
+#: each decode of a 10,000 x 10,000 PNG holds ~300 MB, so more in parallel only multiplies peak
+#: memory.
 ANALYSIS_SLOTS = threading.BoundedSemaphore(2)
 
 
@@ -85,11 +92,80 @@ def _detect(state: ApiState, body: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
-async def _answer(request: Request) -> JSONResponse:
+def _ratio(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise invalid(f"{name} must be a number between 0 and 1")
+    return float(value)
+
+
+def _region(item: Any, where: str) -> tuple[float, float, float, float]:
+    """A RegionsOfInterest entry as (left, top, width, height) ratios: its BoundingBox, or the
+    box around its Polygon."""
+    if isinstance(item, dict) and isinstance(item.get("BoundingBox"), dict):
+        box = item["BoundingBox"]
+        return tuple(  # type: ignore[return-value]
+            _ratio(box.get(k), f"{where}.BoundingBox.{k}")
+            for k in ("Left", "Top", "Width", "Height")
+        )
+    if isinstance(item, dict) and isinstance(item.get("Polygon"), list) and item["Polygon"]:
+        points = item["Polygon"]
+        if not all(isinstance(p, dict) for p in points):
+            raise invalid(f"{where}.Polygon must be a list of {{X, Y}}")
+        xs = [_ratio(p.get("X"), f"{where}.Polygon.X") for p in points]
+        ys = [_ratio(p.get("Y"), f"{where}.Polygon.Y") for p in points]
+        return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
+    raise invalid(f"{where} needs a BoundingBox or a Polygon")
+
+
+def _text_filters(body: dict[str, Any]) -> Any:
+    """DetectText's ``Filters`` ({WordFilter: {MinConfidence, MinBoundingBoxHeight,
+    MinBoundingBoxWidth}, RegionsOfInterest: [...]}) as a WordFilter, or None."""
+    from pixdex.analyzers.text import WordFilter
+
+    filters = body.get("Filters")
+    if filters is None:
+        return None
+    if not isinstance(filters, dict):
+        raise invalid("Filters must be an object")
+    words = filters.get("WordFilter") or {}
+    if not isinstance(words, dict):
+        raise invalid("Filters.WordFilter must be an object")
+    regions = filters.get("RegionsOfInterest") or []
+    if not isinstance(regions, list) or len(regions) > MAX_REGIONS:
+        raise invalid(f"Filters.RegionsOfInterest must be a list of at most {MAX_REGIONS}")
+    return WordFilter(
+        min_confidence=number(words, "MinConfidence", 0, 100) or 0.0,
+        min_height=number(words, "MinBoundingBoxHeight", 0, 1) or 0.0,
+        min_width=number(words, "MinBoundingBoxWidth", 0, 1) or 0.0,
+        regions=tuple(_region(r, f"Filters.RegionsOfInterest[{i}]") for i, r in enumerate(regions)),
+    )
+
+
+def _detect_text(state: ApiState, body: dict[str, Any]) -> dict[str, Any]:
+    filters = _text_filters(body)
+    data = request_image(state, body)
+    try:
+        detector = state.text.get()
+    except Exception as exc:  # noqa: BLE001 - models missing or damaged
+        log.error("text analyzer unavailable: %s", exc)
+        raise RekognitionError(
+            503, "ServiceUnavailableException", f"text analyzer unavailable: {exc}"
+        ) from None
+    start = perf_counter()
+    try:
+        with ANALYSIS_SLOTS:
+            response = detector.detect_bytes(data, filters)
+    except ImageError as exc:
+        raise RekognitionError(400, "InvalidImageFormatException", str(exc)) from None
+    state.metrics.detect_seconds.observe(perf_counter() - start)
+    return response
+
+
+async def _answer(request: Request, operation: Any = None) -> JSONResponse:
     state = get_state(request)
     try:
         body = parse_body(await read_body(request))
-        response = await run_in_threadpool(_detect, state, body)
+        response = await run_in_threadpool(operation or _detect, state, body)
     except RekognitionError as exc:
         return _error(exc)
     return JSONResponse(
@@ -104,14 +180,27 @@ async def detect_labels(request: Request) -> JSONResponse:
     return await _answer(request)
 
 
+@router.post("/rekognition/detect-text", summary="DetectText (plain JSON)")
+async def detect_text(request: Request) -> JSONResponse:
+    """Body: ``{"Image": {"Bytes": "<base64>"} | {"S3Object": {"Bucket", "Name"}}, "Filters":
+    {"WordFilter": {"MinConfidence": 80}, "RegionsOfInterest": [{"BoundingBox": {...}}]}}``;
+    answers ``{"TextDetections": [...], "TextModelVersion"}`` (LINEs, then WORDs)."""
+    return await _answer(request, _detect_text)
+
+
+OPERATIONS = {TARGET: _detect, TEXT_TARGET: _detect_text}
+
+
 @router.post("/rekognition", summary="AWS JSON 1.1 protocol (SDKs, AWS CLI)")
 @router.post("/rekognition/", include_in_schema=False)
 async def aws_protocol(request: Request) -> JSONResponse:
     target = request.headers.get("x-amz-target", "")
-    if target != TARGET:
+    if target not in OPERATIONS:
         return _error(
             RekognitionError(
-                400, "UnknownOperationException", f"only {TARGET} is supported, not {target[:80]!r}"
+                400,
+                "UnknownOperationException",
+                f"only {' and '.join(OPERATIONS)} are supported, not {target[:80]!r}",
             )
         )
-    return await _answer(request)
+    return await _answer(request, OPERATIONS[target])

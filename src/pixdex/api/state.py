@@ -22,6 +22,7 @@ from pixdex.logs import Redactor
 
 if TYPE_CHECKING:
     from pixdex.analyzers.detect import LabelDetector
+    from pixdex.analyzers.text import TextDetector
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,23 @@ class DetectorHolder:
             return self._detector
 
 
+class TextDetectorHolder:
+    """The text analyzer for the DetectText endpoint, loaded on first use (like DetectorHolder)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._detector: TextDetector | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> TextDetector:
+        with self._lock:
+            if self._detector is None:
+                from pixdex.analyzers.text import TextDetector
+
+                self._detector = TextDetector(self._settings)
+            return self._detector
+
+
 @dataclass
 class ApiState:
     settings: Settings
@@ -92,6 +110,10 @@ class ApiState:
     #: Hides secrets and server paths in error bodies (``pixdex.logs.Redactor``).
     redact: Redactor = field(default_factory=Redactor)
     extras: dict[str, Any] = field(default_factory=dict)
+    text: TextDetectorHolder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.text = TextDetectorHolder(self.settings)
 
 
 def get_state(request: Request) -> ApiState:

@@ -6,19 +6,21 @@ shared contract test suite (``tests/contract/test_index_contract.py``):
 - a *label* query (``labels``) matches a record when one of its labels, or a label's parent or
   alias, equals the term case-insensitively, with that label's confidence ≥ ``min_confidence``;
   several labels must all match;
-- a *text* query (``text``) matches a record when each of its words is a word of the key/path or
-  of a label's name, parents or aliases (label confidence ≥ ``min_confidence``). Words compare
-  stemmed and in either number, irregular plurals too: "dogs" = "Dog", "children" = "Child",
-  "men" = "Man", "knives" = "Knife" (``pixdex.indexes.words``). Everyday words reach labels
-  through their aliases ("people" → a Person label with the alias "People"); there is no
-  synonym table of its own;
+- a *text* query (``text``) matches a record when each of its words is a word of the key/path,
+  of a label's name, parents or aliases (label confidence ≥ ``min_confidence``), or of the text
+  read in the photo (``TextDetections`` LINEs, docs/text.md). Words compare stemmed and in
+  either number, irregular plurals too: "dogs" = "Dog", "children" = "Child", "men" = "Man",
+  "knives" = "Knife" (``pixdex.indexes.words``). Everyday words reach labels through their
+  aliases ("people" → a Person label with the alias "People"); there is no synonym table of
+  its own;
 - text hits come in three tiers, best first:
   1. *equal*: a label's name, a parent or an alias equals the whole query, word for word in
      order ("dogs" = "Dog", "traffic lights" = "Traffic Light", "hot dog" = "Hot Dog"), scored
      by the confidence of the best such label;
   2. *contains*: every query word is in some label ("dog" in "Hot Dog"), scored by the lowest,
      over the query's words, of the best confidence of a label containing it;
-  3. *path*: a word found only in the key/path, score 0;
+  3. *path or text*: a word found only in the key/path or in the text read in the photo,
+     score 0;
   so a Dog ranks above a Hot Dog whatever their confidences. With label queries too, a hit's
   score is the lower of theirs and the text's. Within a tier: score, then key. Without text,
   hits are ranked by the label queries' score (0 without any), then key;

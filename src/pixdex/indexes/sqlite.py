@@ -8,7 +8,9 @@ Layout, chosen so every search is index lookups rather than scans:
   on (phrase, confidence), for the free-text tier "a label equals the query";
 - ``label_fts`` / ``path_fts``: FTS5 over label terms (with both numbers of their last word,
   ``words.term_text``) and key paths for free text (porter stemming, so "dogs" finds "Dog");
-  their rowids are the rowids of ``label_terms`` / ``records``.
+  their rowids are the rowids of ``label_terms`` / ``records``;
+- ``text_fts``: FTS5 over the text read in the photo (its LINEs, docs/text.md), rowid = the
+  record's rowid.
 WAL mode: searches (other processes too) keep working while an index run writes, and a run killed
 half-way leaves every committed batch intact.
 """
@@ -37,9 +39,9 @@ from pixdex.records import Failure, Record
 
 log = logging.getLogger(__name__)
 
-#: 2: label_phrases, and label_fts holds ``term_text`` (both numbers); version 1 files are
-#: upgraded in place when opened (``_upgrade``)
-SCHEMA_VERSION = "2"
+#: 2: label_phrases, and label_fts holds ``term_text`` (both numbers). 3: text_fts (the text read
+#: in photos). Files of earlier versions are upgraded in place when opened (``_upgrade``).
+SCHEMA_VERSION = "3"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -80,6 +82,9 @@ CREATE VIRTUAL TABLE IF NOT EXISTS label_fts USING fts5 (
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS path_fts USING fts5 (
     path, tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS text_fts USING fts5 (
+    text, tokenize = 'porter unicode61 remove_diacritics 2'
 );
 CREATE TABLE IF NOT EXISTS failures (
     bucket TEXT NOT NULL,
@@ -148,27 +153,39 @@ class SqliteIndex:
         self._lock = threading.RLock()
 
     def _upgrade(self) -> None:
-        """Bring a file written by an earlier pixdex to SCHEMA_VERSION, in the open transaction.
+        """Bring a file written by an earlier pixdex to SCHEMA_VERSION, in the open transaction,
+        one version at a time, without re-analyzing anything:
 
-        1 → 2: fill label_phrases and rewrite label_fts from label_terms (the lower-cased terms
-        are all that is needed), so "a label equals the query" and irregular plurals work on
-        images indexed before, without re-analyzing them."""
+        - 1 → 2: fill label_phrases and rewrite label_fts from label_terms (the lower-cased terms
+          are all that is needed), so "a label equals the query" and irregular plurals work on
+          images indexed before;
+        - 2 → 3: fill text_fts from the records that hold text (e.g. Rekognition's DetectText),
+          so it is searchable like text the local analyzer reads from now on."""
         (version,) = self._db.execute(
             "SELECT value FROM meta WHERE key = 'schema_version'"
         ).fetchone()
         if version == SCHEMA_VERSION:
             return
-        if version != "1":
+        if version not in ("1", "2"):
             raise IndexUnavailable(
                 f"{self.location} has index schema {version}, newer than this pixdex knows"
                 f" ({SCHEMA_VERSION}): upgrade pixdex"
             )
-        rows = self._db.execute("SELECT tid, rid, term, confidence FROM label_terms").fetchall()
-        log.warning("upgrading %s: %d label terms", self.location, len(rows))
-        self._db.execute("DELETE FROM label_phrases")
-        self._db.execute("DELETE FROM label_fts")
-        for tid, rid, term, confidence in rows:
-            self._index_term(tid, rid, term, confidence)
+        if version == "1":
+            rows = self._db.execute("SELECT tid, rid, term, confidence FROM label_terms").fetchall()
+            log.warning("upgrading %s: %d label terms", self.location, len(rows))
+            self._db.execute("DELETE FROM label_phrases")
+            self._db.execute("DELETE FROM label_fts")
+            for tid, rid, term, confidence in rows:
+                self._index_term(tid, rid, term, confidence)
+        # the JSON holds the text: only documents that name the field are read
+        docs = self._db.execute(
+            "SELECT rid, doc FROM records WHERE instr(doc, '\"TextDetections\":[{') > 0"
+        ).fetchall()
+        log.warning("upgrading %s: text of %d record(s)", self.location, len(docs))
+        self._db.execute("DELETE FROM text_fts")
+        for rid, doc in docs:
+            self._index_text(rid, Record.model_validate_json(doc))
         self._db.execute(
             "UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,)
         )
@@ -207,6 +224,7 @@ class SqliteIndex:
         )
         rid = cur.lastrowid
         self._db.execute("INSERT INTO path_fts (rowid, path) VALUES (?, ?)", (rid, record.key))
+        self._index_text(rid, record)
         for label in record.Labels:
             seen: set[str] = set()
             for i, term in enumerate(label.terms()):
@@ -233,6 +251,13 @@ class SqliteIndex:
             "INSERT INTO label_fts (rowid, term) VALUES (?, ?)", (tid, term_text(term))
         )
 
+    def _index_text(self, rid: int | None, record: Record) -> None:
+        """The text read in the photo, for free text: its LINEs (WORDs are their parts)."""
+        if lines := record.text_lines():
+            self._db.execute(
+                "INSERT INTO text_fts (rowid, text) VALUES (?, ?)", (rid, "\n".join(lines))
+            )
+
     def _delete_one(self, bucket: str, key: str) -> bool:
         row = self._db.execute(
             "SELECT rid FROM records WHERE bucket = ? AND key = ?", (bucket, key)
@@ -247,6 +272,7 @@ class SqliteIndex:
         self._db.execute("DELETE FROM label_terms WHERE rid = ?", (rid,))
         self._db.execute("DELETE FROM label_phrases WHERE rid = ?", (rid,))
         self._db.execute("DELETE FROM path_fts WHERE rowid = ?", (rid,))
+        self._db.execute("DELETE FROM text_fts WHERE rowid = ?", (rid,))
         self._db.execute("DELETE FROM records WHERE rid = ?", (rid,))
         return True
 
@@ -323,9 +349,12 @@ class SqliteIndex:
                 " WHERE label_fts MATCH ? AND lt.confidence >= ?"
                 " UNION ALL SELECT rowid AS rid, 0 AS c, 0 AS lab FROM path_fts"
                 " WHERE path_fts MATCH ?"
+                " UNION ALL SELECT rowid AS rid, 0 AS c, 0 AS lab FROM text_fts"
+                " WHERE text_fts MATCH ?"
                 ") GROUP BY rid"
             )
-            args += [_fts_phrase(token), query.min_confidence, _fts_phrase(token)]
+            phrase = _fts_phrase(token)
+            args += [phrase, query.min_confidence, phrase, phrase]
         word_parts = [f"m{i}" for i in range(len(label_parts), len(ctes))]
 
         with_sql = ""

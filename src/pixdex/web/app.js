@@ -282,6 +282,7 @@
       const record = await getJSON(imageUrl(hit.id));
       if (state.current !== index) return;
       renderBoxes(record);
+      renderTextBoxes(record);
       renderInfo(record);
     } catch (error) {
       els.info.replaceChildren(el("p", { class: "error", text: `Could not load details: ${error.message}` }));
@@ -322,6 +323,70 @@
     els.frame.append(...boxes);
     els.frame.classList.toggle("hide-boxes", !els.boxes.checked);
     els.boxes.closest("label").hidden = boxes.length === 0;
+  }
+
+  // Text read in the photo (TextDetections, docs/text.md): the words the search matched are boxed
+  // where they are. Matching is by word, case-insensitive, and lenient on endings the way the
+  // index's stemming is ("stops" finds "STOP"). The confidence floor is about labels (their boxes
+  // under it are not drawn): a matched word is what found the photo, so it is boxed at any floor
+  // (the text analyzer keeps words read with confidence ≥ 80).
+  function queryWords() {
+    return (state.q || "").toLowerCase().match(/[\p{L}\p{N}]+/gu) || [];
+  }
+
+  function wordMatches(word, wanted) {
+    const w = word.toLowerCase().replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$/gu, "");
+    if (!w) return false;
+    return wanted.some((q) => w === q || (q.length >= 3 && (w.startsWith(q) || q.startsWith(w)) && Math.abs(w.length - q.length) <= 3));
+  }
+
+  function textOf(record) {
+    const found = record.TextDetections || [];
+    return { lines: found.filter((d) => d.Type === "LINE"), words: found.filter((d) => d.Type === "WORD") };
+  }
+
+  function renderTextBoxes(record) {
+    const wanted = queryWords();
+    const boxes = [];
+    for (const word of textOf(record).words) {
+      if (!wanted.length || !wordMatches(word.DetectedText, wanted)) continue;
+      const b = word.Geometry && word.Geometry.BoundingBox;
+      if (!b) continue;
+      boxes.push(el("div", {
+        class: b.Top < 0.06 ? "box text-box match label-inside" : "box text-box match",
+        role: "img",
+        "aria-label": `Text “${word.DetectedText}” ${pct(word.Confidence)}`,
+        style: {
+          left: `${b.Left * 100}%`,
+          top: `${b.Top * 100}%`,
+          width: `${b.Width * 100}%`,
+          height: `${b.Height * 100}%`,
+        },
+      }, el("span", { class: "box-label", text: word.DetectedText })));
+    }
+    els.frame.append(...boxes);
+    if (boxes.length) els.boxes.closest("label").hidden = false;
+  }
+
+  function textSection(record) {
+    const { lines, words } = textOf(record);
+    if (!record.TextDetections) return null;
+    if (!lines.length) return section("Text", el("p", { class: "muted", text: "No text read in this photo." }));
+    const wanted = queryWords();
+    const items = lines.map((line) => {
+      const parts = words.filter((w) => w.ParentId === line.Id);
+      const shown = parts.length ? parts : [line];
+      const children = [];
+      shown.forEach((w, i) => {
+        if (i) children.push(" ");
+        children.push(wanted.length && wordMatches(w.DetectedText, wanted)
+          ? el("mark", { text: w.DetectedText })
+          : w.DetectedText);
+      });
+      return el("li", {}, el("span", { class: "text-line" }, ...children),
+        el("span", { class: "muted", text: ` ${pct(line.Confidence)}` }));
+    });
+    return section("Text", el("ul", { class: "text-lines" }, ...items));
   }
 
   function names(list) {
@@ -409,6 +474,7 @@
     const analyzers = Object.entries(record.analyzers || {}).map(([k, v]) => `${k} ${v}`).join(", ");
     els.info.replaceChildren(...[
       section("Labels", labelTable(record)),
+      textSection(record),
       section("File", dl([
         ["Key", record.key],
         ["Bucket / folder", record.bucket],

@@ -10,6 +10,8 @@ use and that are stripped again on read:
   the query";
 - ``Labels[].pixdex_words`` and ``pixdex_path_words``: words as ``pixdex.indexes.words`` makes
   them (free text; label words in both numbers);
+- ``pixdex_text_words``: the words of the text read in the photo (its ``TextDetections`` LINEs,
+  docs/text.md), made the same way; absent when there is none;
 - ``pixdex_location``: ``exif.GPS`` as a clean geo_point.
 """
 
@@ -23,13 +25,16 @@ from pixdex.records import Record
 #: helper fields inside each label, removed on read
 LABEL_HELPERS = ("pixdex_terms", "pixdex_words", "pixdex_phrases")
 #: helper fields at the top of the document, removed on read
-DOC_HELPERS = ("pixdex_path_words", "pixdex_location")
+DOC_HELPERS = ("pixdex_path_words", "pixdex_text_words", "pixdex_location")
 
 
 def search_doc(record: Record) -> dict[str, Any]:
     """The stored document: the record's JSON plus the search helper fields."""
     doc = record.to_json()
-    doc["pixdex_path_words"] = sorted(set(Words.many([record.key])[0]))
+    path, text = Words.many([record.key, " ".join(record.text_lines())])
+    doc["pixdex_path_words"] = sorted(set(path))
+    if text:
+        doc["pixdex_text_words"] = sorted(set(text))
     location = _location(record.exif)
     if location is not None:
         doc["pixdex_location"] = location

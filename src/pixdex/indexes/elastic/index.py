@@ -8,6 +8,7 @@ a new concrete index and swaps the alias atomically, so searches never stop.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,8 @@ from pixdex.records import Failure, Record, analysis_version, record_id
 
 if TYPE_CHECKING:
     from pixdex.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 class ElasticIndex:
@@ -159,6 +162,9 @@ class ElasticIndex:
                     f"{self.location}: index {index} has pixdex schema {schema}, newer than this"
                     f" pixdex knows ({mapping.SCHEMA}): upgrade pixdex"
                 )
+            if schema >= mapping.ADDITIVE_FROM:
+                self._add_fields(index, found.get("properties", {}))
+                continue
             if not self._upgrade:
                 raise IndexUnavailable(
                     f"{self.location}: index {index} was made by an earlier pixdex (schema"
@@ -167,6 +173,44 @@ class ElasticIndex:
                     " mapping; searches keep working meanwhile"
                 )
         self.concrete = concrete
+
+    def _add_fields(self, index: str, properties: dict[str, Any]) -> None:
+        """Bring an index of an earlier schema that differs only by fields it lacks (the text
+        read in photos, schema 3) to the current one in place: new fields are allowed in a
+        mapping, so nothing is copied and searches never stop."""
+        body = {
+            "_meta": {"pixdex": {"schema": mapping.SCHEMA}},
+            "properties": mapping.added(properties),
+        }
+        status, answer = self.conn.call("PUT", f"/{index}/_mapping", body=body)
+        if status >= 300:
+            raise IndexUnavailable(
+                f"{self.location}: cannot add the text fields to the mapping of {index}"
+                f" ({status}: {reason(answer)}); open it once with credentials that may change"
+                " its mapping, or run `pixdex reindex`"
+            )
+        log.warning("%s: added the text fields to the mapping of %s", self.location, index)
+        older = self.conn.search(
+            {
+                "size": 0,
+                "track_total_hits": True,
+                "query": {
+                    "bool": {
+                        "filter": [{"exists": {"field": "TextDetections.DetectedText"}}],
+                        "must_not": [{"exists": {"field": "pixdex_text_words"}}],
+                    }
+                },
+            },
+            index,
+        )["hits"]["total"]["value"]
+        if older:
+            log.warning(
+                "%s: %d record(s) in %s hold text read before (Rekognition DetectText): run"
+                " `pixdex reindex` once to make it searchable",
+                self.location,
+                older,
+                index,
+            )
 
     def _ensure_failures(self) -> None:
         status, _ = self.conn.call("HEAD", f"/{self.failures_index}")

@@ -1,7 +1,8 @@
 """The explicit mappings and the index template pixdex creates (docs/elasticsearch.md).
 
-``SCHEMA`` is stored in each index's ``_meta``; an index with another schema is refused until
-``pixdex reindex`` copies it into a new index made from the current template.
+``SCHEMA`` is stored in each index's ``_meta``. An index of ``ADDITIVE_FROM`` or later gets what
+it lacks added in place when opened (new fields only, which a mapping allows: ``added``); an older
+one is refused until ``pixdex reindex`` copies it into a new index made from the current template.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from pixdex.indexes.elastic.transport import Options
 
 #: 1: Labels.Name a keyword. 2: Labels.Name (and Parents/Aliases/Categories.Name) text with a
 #: .keyword sub-field, as a dynamically mapped index has them; Labels.pixdex_phrases.
-SCHEMA = 2
+#: 3: the text read in photos (docs/text.md): TextDetections, TextModelVersion, pixdex_text_words.
+SCHEMA = 3
+#: the oldest schema that becomes the current one by adding fields (2 → 3: the text fields)
+ADDITIVE_FROM = 2
+#: the fields schema 3 added, in the order they are added to a schema-2 index
+TEXT_FIELDS = ("TextDetections", "TextModelVersion", "pixdex_text_words")
 
 
 def record_mapping() -> dict[str, Any]:
@@ -75,11 +81,34 @@ def record_mapping() -> dict[str, Any]:
                 "dynamic": False,
                 "properties": {"GPS": {"type": "geo_point", "ignore_malformed": True}},
             },
+            # text read in the photo (docs/text.md): Kibana finds TextDetections.DetectedText
+            "TextDetections": {
+                "type": "object",
+                "properties": {
+                    "DetectedText": text,
+                    "Type": keyword,
+                    "Id": {"type": "integer"},
+                    "ParentId": {"type": "integer"},
+                    "Confidence": {"type": "float"},
+                    "Geometry": {"type": "object", "enabled": False},
+                },
+            },
+            "TextModelVersion": keyword,
             "pixdex_path_words": keyword,
+            "pixdex_text_words": keyword,
             # exif.GPS lat/lon as a geo_point (distance and bounding-box queries, map dashboards)
             "pixdex_location": {"type": "geo_point"},
         },
     }
+
+
+def added(properties: dict[str, Any]) -> dict[str, Any]:
+    """What a schema-2 index's mapping (its ``properties``) lacks of the current one: the text
+    fields it has not mapped yet. One a document already brought in is left as dynamic mapping
+    made it (e.g. ``TextDetections`` from Rekognition's DetectText): changing a mapped field is
+    not allowed in place, and its dynamic mapping is searchable too."""
+    current = record_mapping()["properties"]
+    return {name: current[name] for name in TEXT_FIELDS if name not in properties}
 
 
 def failure_mapping() -> dict[str, Any]:

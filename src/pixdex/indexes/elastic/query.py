@@ -2,12 +2,14 @@
 
 Ranking matches the SQLite index (see ``pixdex.indexes.base``): free-text hits come in tiers (a
 label equal to the query, labels containing its words, a word only in the path), and within a
-tier by the min over query parts of the best matching label's confidence. Elasticsearch cannot
+tier by the min over query parts of the best matching label's confidence (a word in the text read
+in the photo ranks like one in the path). Elasticsearch cannot
 take a *min* of query scores, so each label is scored with a linear decay ``d(c) = 1 - c/200``
 (decreasing in c, within [0.5, 1]): a part's score is the nested *min* of d (= d of the best
 label), the hit's score is the ``dis_max`` (*max*) over parts (= d of the worst part), and hits
 are sorted by score ascending, then key. The tiers are offsets on top: +1 for a hit with no label
-equal to the query (a ``should`` clause), and a path-only word scores 1.25 (> any d). In the
+equal to the query (a ``should`` clause), and a word only in the path or the photo's text scores
+1.25 (> any d). In the
 "equal" tier every query word's best label is at least as confident as the equal label (which
 contains every word), so the max over parts is the equal label's d, as the SQLite index ranks it.
 The server's scores are float32; the confidence a hit reports is computed exactly, here, from the
@@ -26,7 +28,7 @@ from pixdex.records import Label, Record
 #: a hit's exact score (the SQLite index's), computed from the returned record
 Scorer = Callable[[Record], float]
 _DECAY = {"linear": {"Labels.Confidence": {"origin": 0, "scale": 100, "decay": 0.5}}}
-_PATH_ONLY = 1.25  # a word found only in the path: worse than any label (d ≤ 1)
+_PATH_ONLY = 1.25  # a word found only in the path or the text: worse than any label (d ≤ 1)
 _NOT_EQUAL = 1.0  # no label equals the query: below every hit that has one (d ≥ 0.5)
 
 
@@ -109,12 +111,20 @@ class _Parts:
         }
 
     def _word(self, words: Sequence[str]) -> None:
-        """One query token: in one label's words, or else in the path."""
+        """One query token: in one label's words, or else in the path or the photo's text."""
         if not words:
             self.filters.append({"bool": {"must_not": {"match_all": {}}}})
             return
         label_cond = [{"term": {"Labels.pixdex_words": w}} for w in words]
-        path_match = {"bool": {"filter": [{"term": {"pixdex_path_words": w}} for w in words]}}
+        path_match = {
+            "bool": {
+                "should": [
+                    {"bool": {"filter": [{"term": {field: w}} for w in words]}}
+                    for field in ("pixdex_path_words", "pixdex_text_words")
+                ],
+                "minimum_should_match": 1,
+            }
+        }
         in_label = self._nested(label_cond, False)
         self.filters.append({"bool": {"should": [in_label, path_match], "minimum_should_match": 1}})
         path_only = {"bool": {"filter": [path_match], "must_not": [in_label]}}
@@ -132,8 +142,8 @@ class _Parts:
     # --- exact scores ---------------------------------------------------------------------------
     def score(self, record: Record) -> float:
         """The SQLite index's score for a hit: min over parts of the best matching label's
-        confidence, the equal label's standing for the text when there is one; 0 for a path
-        match."""
+        confidence, the equal label's standing for the text when there is one; 0 for a match on
+        the path or the photo's text."""
         labels = [lb for lb in record.Labels if lb.Confidence >= self.floor]
         parts = [self._label_score(labels, term) for term in self.labels]
         if self.words:
@@ -153,7 +163,8 @@ class _Parts:
 
     @staticmethod
     def _word_score(record: Record, labels: list[Label], words: Sequence[str]) -> float:
-        """Best confidence of a label whose words include all of ``words``; 0 for a path match."""
+        """Best confidence of a label whose words include all of ``words``; 0 for a match on the
+        path or the photo's text (the query matched it, and no label has the words)."""
         best = [lb.Confidence for lb in labels if set(words) <= _label_words(lb)]
         return max(best, default=0.0)
 
