@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
+from _http import LocalClient
 
 from pixdex.analyzers.text import TextDetector
 from pixdex.api.app import create_app
@@ -131,7 +131,7 @@ def test_boto3_detect_text_against_pixdex_serve(served, stop_sign: bytes, coco_d
 )
 def test_detect_text_rejects_bad_requests_like_rekognition(served, body, kind, mentions):
     app, _ = served
-    with TestClient(app) as client:
+    with LocalClient(app) as client:
         for door, headers in (
             ("/rekognition/detect-text", {}),
             ("/rekognition", {"X-Amz-Target": "RekognitionService.DetectText"}),
@@ -144,7 +144,7 @@ def test_detect_text_rejects_bad_requests_like_rekognition(served, body, kind, m
 
 def test_plain_door_answers_the_same(served, stop_sign: bytes):
     app, settings = served
-    with TestClient(app) as client:
+    with LocalClient(app) as client:
         response = client.post(
             "/rekognition/detect-text",
             json={

@@ -50,6 +50,7 @@ def app(minio, s3_env, bucket, tiny_pipeline):
     app.include_router(webhooks.router)
     settings = Settings(
         webhook_token=minio.webhook_token,
+        webhook_sources=[f"s3://{bucket}/photos/"],
         endpoint_url=minio.endpoint,
         index=tiny_pipeline.index.location,
     )

@@ -1,3 +1,3 @@
-from pixdex.cli import app
+from pixdex.cli import run
 
-app(prog_name="pixdex")
+run(prog_name="pixdex")

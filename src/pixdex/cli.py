@@ -8,7 +8,6 @@ cannot be used at all (server down, bad URL).
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,11 +24,24 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from typer.core import TyperOption
 
-from pixdex import __version__
-from pixdex.config import ConfigError, Settings, load_settings
+from pixdex import __version__, logs
+from pixdex.config import ConfigError, Settings, check_http_url, load_settings
 from pixdex.indexes.base import IndexUnavailable, SearchQuery
+from pixdex.query import QueryError, check_query, parse_instant
 from pixdex.sources.base import SourceError
+
+_type_column = TyperOption.display_type_rich
+
+
+def _flags_untyped(self: TyperOption, ctx: Any) -> str | None:
+    """Typer's help prints ``<bool>`` after every on/off flag (--prune, --help); a flag takes no
+    value, so its type column stays empty. Typer has no setting for it: this one override."""
+    return None if self.is_flag else _type_column(self, ctx)
+
+
+TyperOption.display_type_rich = _flags_untyped  # type: ignore[method-assign]
 
 app = typer.Typer(
     help="Index photos from a folder or S3 bucket by what is in them, and search them.",
@@ -69,15 +81,23 @@ TextOpt = Annotated[
 
 EXIT_PARTIAL = 1
 EXIT_UNAVAILABLE = 3
+_verbose = False
 
 
 def _settings(**overrides: Any) -> Settings:
     """Settings for a command; a bad value (flag, env var, config file) is a usage error."""
     try:
-        return load_settings(**overrides)
+        settings = load_settings(**overrides)
     except ConfigError as exc:
         err.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
+    logs.redactor().add(*logs.settings_secrets(settings))
+    return settings
+
+
+def _usage_error(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
+    return typer.Exit(2)
 
 
 def _list_failures(tag: str, failures: list[Any], *, more: str, limit: int = 20) -> None:
@@ -94,7 +114,7 @@ def _fatal_errors():
     try:
         yield
     except (IndexUnavailable, SourceError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {logs.redactor()(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(EXIT_UNAVAILABLE) from None
 
 
@@ -111,11 +131,9 @@ def main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    global _verbose
+    _verbose = verbose
+    logs.setup(verbose)
 
 
 @app.command()
@@ -177,11 +195,17 @@ def index(
         with _progress(quiet) as progress:
             summary = pipeline.run(src, prune=prune, force=force, progress=progress)
     table = Table(show_header=False, box=None)
-    table.add_row("indexed", str(summary.indexed))
-    table.add_row("unchanged", str(summary.unchanged))
+    table.add_row("indexed (analyzed)", str(summary.indexed))
+    unchanged = str(summary.unchanged)
+    if summary.touched:
+        unchanged += f" ({summary.touched} read again: touched, same content, not re-analyzed)"
+    table.add_row("unchanged", unchanged)
     table.add_row("failed", str(summary.failed))
     if prune:
         table.add_row("pruned", str(summary.deleted))
+    elif summary.gone:
+        gone = f"{summary.gone} (still indexed; --prune removes them)"
+        table.add_row("gone from the source", gone)
     if summary.not_indexed:
         table.add_row("not indexed (re-run to finish)", str(summary.not_indexed))
     table.add_row("index", pipeline.index.location)
@@ -191,6 +215,12 @@ def index(
     _list_failures("failed", summary.failures, more="pixdex stats --failures")
     for write_error in summary.write_errors[:5]:
         err.print(f"[red]not indexed[/red] {write_error.key}: {write_error.reason}", soft_wrap=True)
+    if any("disk is full" in e.reason for e in summary.write_errors):
+        err.print(
+            f"the disk holding {pipeline.index.location} is full: free space and re-run; "
+            "everything indexed so far is intact",
+            soft_wrap=True,
+        )
     if not summary.ok:
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -229,7 +259,9 @@ def _progress(quiet: bool):
     with Progress(*columns, console=err) as bar:
 
         def start(total: int):
-            task = bar.add_task("analyzing", total=total)
+            # Every object counted here is read; most are analyzed, some only hashed (touched
+            # files with the same content): the summary after the bar says which.
+            task = bar.add_task("reading new/changed", total=total)
             return lambda n: bar.advance(task, n)
 
         yield start
@@ -259,7 +291,9 @@ def search(
     until: Annotated[str | None, typer.Option(help="Indexed at or before (ISO date/time).")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 20,
     offset: Annotated[int, typer.Option(min=0)] = 0,
-    facets: Annotated[int, typer.Option(help="How many label facets to show.")] = 10,
+    facets: Annotated[
+        int, typer.Option(min=0, max=100, help="How many label facets to show.")
+    ] = 10,
     index: IndexOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -270,20 +304,24 @@ def search(
         err.print("[red]error:[/red] give a search text, --label, or a filter")
         raise typer.Exit(2)
     settings = _settings(index=index)
-    query = SearchQuery(
-        text=text,
-        labels=tuple(label or ()),
-        min_confidence=settings.min_confidence if min_confidence is None else min_confidence,
-        bucket=bucket,
-        prefix=prefix,
-        since=since,
-        until=until,
-        limit=limit,
-        offset=offset,
-        facets=facets,
-    )
+    try:
+        query = SearchQuery(
+            text=text,
+            labels=tuple(label or ()),
+            min_confidence=settings.min_confidence if min_confidence is None else min_confidence,
+            bucket=bucket,
+            prefix=prefix,
+            since=parse_instant("--since", since),
+            until=parse_instant("--until", until),
+            limit=limit,
+            offset=offset,
+            facets=facets,
+        )
+        check_query(query)
+    except QueryError as exc:
+        raise _usage_error(str(exc)) from None
     with _fatal_errors():
-        idx = open_index(settings.index, settings)
+        idx = open_index(settings.index, settings, create=False)
         result = idx.search(query)
     if as_json:
         payload = {
@@ -409,7 +447,7 @@ def stats(
 
     settings = _settings(index=index)
     with _fatal_errors():
-        idx = open_index(settings.index, settings)
+        idx = open_index(settings.index, settings, create=False)
         st = idx.stats()
         failed = idx.failures() if failures else []
     if as_json:
@@ -523,22 +561,52 @@ def reindex(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; beyond loopback needs --api-token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     index: IndexOpt = None,
+    api_token: Annotated[
+        str | None,
+        typer.Option(help="Token every request must carry (Authorization: Bearer, ?token=)."),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option("--allowed-host", help="A Host name to answer to besides loopback/IPs."),
+    ] = None,
     webhook_token: Annotated[
         str | None, typer.Option(help="Bearer token MinIO must send to /webhooks/minio.")
     ] = None,
+    webhook_source: Annotated[
+        list[str] | None,
+        typer.Option("--webhook-source", help="s3://bucket/prefix the webhook may index."),
+    ] = None,
     endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint.")] = None,
 ) -> None:
-    """HTTP API, web gallery and the MinIO notification webhook."""
-    import uvicorn
+    """HTTP API, web gallery and the MinIO notification webhook (docs/security.md)."""
+    from pixdex.api.guard import BindError, check_bind
+    from pixdex.api.server import serve as run_server
 
-    from pixdex.api.app import create_app
-
-    settings = _settings(index=index, webhook_token=webhook_token, endpoint_url=endpoint_url)
-    err.print(f"pixdex serving {settings.index} on http://{host}:{port}/")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    settings = _settings(
+        index=index,
+        api_token=api_token,
+        allowed_hosts=allowed_host or None,
+        webhook_token=webhook_token,
+        webhook_sources=webhook_source or None,
+        endpoint_url=endpoint_url,
+    )
+    try:
+        check_bind(host, settings.api_token)
+    except BindError as exc:
+        raise _usage_error(str(exc)) from None
+    where = f"[{host}]" if ":" in host else host
+    shown = logs.redactor()(settings.index)  # no password from an es+http://user:pw@ URL
+    err.print(f"pixdex serving {shown} on http://{where}:{port}/", highlight=False)
+    try:
+        run_server(settings, host=host, port=port, log_level="warning")
+    except OSError as exc:  # port in use, address not on this machine
+        err.print(f"[red]error:[/red] cannot listen on {where}:{port}: {exc.strerror or exc}")
+        raise typer.Exit(EXIT_UNAVAILABLE) from None
 
 
 @app.command()
@@ -588,13 +656,20 @@ def worker(
     sqs_endpoint_url: Annotated[str | None, typer.Option(help="SQS-compatible endpoint.")] = None,
     batch: Annotated[int, typer.Option(min=1, max=10, help="Messages per receive.")] = 10,
     visibility_timeout: Annotated[
-        int | None, typer.Option(help="Override the queue's visibility timeout (s).")
+        int | None,
+        typer.Option(min=0, max=43200, help="Override the queue's visibility timeout (s)."),
     ] = None,
     analyzer: AnalyzerOpt = None,
 ) -> None:
     """Long-poll S3 notifications from SQS and index/delete accordingly; run as many as needed."""
     from pixdex.worker import run_worker
 
+    for name, url in (("--sqs-queue-url", sqs_queue_url), ("--sqs-endpoint-url", sqs_endpoint_url)):
+        if url is not None:
+            try:
+                check_http_url(url)
+            except ValueError as exc:
+                raise _usage_error(f"{name}: {exc}") from None
     settings = _settings(index=index, endpoint_url=endpoint_url, analyzer=analyzer)
     with _fatal_errors(), _config_errors():
         stats_ = run_worker(
@@ -608,5 +683,17 @@ def worker(
     err.print(str(stats_))
 
 
+def run(prog_name: str | None = None) -> None:
+    """The ``pixdex`` command: anything unexpected is one line (and exit 1) unless --verbose."""
+    try:
+        app(prog_name=prog_name)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if _verbose:
+            raise
+        reason = logs.redactor()(f"{type(exc).__name__}: {exc}")
+        err.print(f"[red]error:[/red] {reason} (--verbose shows the traceback)", highlight=False)
+        sys.exit(EXIT_PARTIAL)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    run()

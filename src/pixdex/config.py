@@ -10,9 +10,10 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from platformdirs import user_cache_dir, user_config_dir, user_data_dir
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -22,6 +23,21 @@ from pydantic_settings import (
 )
 
 APP = "pixdex"
+#: Tokens shorter than this are guessable; pixdex refuses them rather than trusting them.
+MIN_TOKEN_CHARS = 16
+
+
+def check_http_url(url: str) -> None:
+    """ValueError with the reason unless ``url`` is http(s)://host[:port][/path]."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port  # raises ValueError for a port that is not a number or out of range
+    except ValueError as exc:
+        raise ValueError(f"not a usable URL {url!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s)://host[:port] URL: {url!r}")
+    if port == 0:
+        raise ValueError(f"port 0 in {url!r}")
 
 
 def default_config_file() -> Path:
@@ -73,11 +89,13 @@ class Settings(BaseSettings):
         le=100,
         description="labels down to this are stored, so a search with a lower floor finds them",
     )
-    max_labels: int = 50
-    max_pixels: int = 100_000_000
-    batch_size: int = 16
-    workers: int = 2
-    threads: int = Field(default=0, description="ONNX Runtime intra-op threads; 0 = all cores")
+    max_labels: int = Field(default=50, ge=1, le=1000)
+    max_pixels: int = Field(default=100_000_000, ge=1)
+    batch_size: int = Field(default=16, ge=1, le=1024)
+    workers: int = Field(default=2, ge=1, le=256)
+    threads: int = Field(
+        default=0, ge=0, le=1024, description="ONNX Runtime intra-op threads; 0 = all cores"
+    )
     analysis_workers: int = Field(
         default=2,
         ge=1,
@@ -96,10 +114,28 @@ class Settings(BaseSettings):
     # S3
     endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO…)")
     max_object_bytes: int = Field(
-        default=100 * 1024 * 1024, description="larger objects are recorded as failures, unread"
+        default=100 * 1024 * 1024,
+        ge=1,
+        description="larger objects are recorded as failures, unread",
     )
-    # HTTP API / webhooks
-    webhook_token: str | None = None
+    # HTTP API / webhooks (what each guards: docs/security.md)
+    api_token: str | None = Field(
+        default=None,
+        description="required by every API request when set; required to serve off loopback",
+    )
+    allowed_hosts: Names = Field(
+        default_factory=list,
+        description="Host names the server answers to besides loopback (DNS rebinding guard)",
+    )
+    webhook_token: str | None = Field(default=None, description="bearer token MinIO must send")
+    webhook_sources: Names = Field(
+        default_factory=list,
+        description="s3://bucket/prefix the MinIO webhook may index; events for others are refused",
+    )
+    rekognition_s3_sources: Names = Field(
+        default_factory=list,
+        description="s3://bucket/prefix DetectLabels may read as S3Object; none: S3Object is off",
+    )
     # Which analyzers run (docs/rekognition.md has what each combination produces)
     analyzer: Names = Field(
         default=["local"],
@@ -131,6 +167,41 @@ class Settings(BaseSettings):
         default=0.001, ge=0, description="USD per image per call, for --dry-run"
     )
 
+    @field_validator("webhook_sources", "rekognition_s3_sources")
+    @classmethod
+    def _s3_prefixes(cls, value: list[str]) -> list[str]:
+        for item in value:
+            bucket = item.removeprefix("s3://").partition("/")[0]
+            if not item.startswith("s3://") or not bucket:
+                raise ValueError(f"{item!r} is not s3://bucket or s3://bucket/prefix")
+        return value
+
+    @field_validator("endpoint_url", "rekognition_endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        check_http_url(value)
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _own_webhook_token(self) -> Settings:
+        if self.api_token and self.webhook_token == self.api_token:
+            raise ValueError("webhook_token must differ from api_token (each guards one door)")
+        return self
+
+    @field_validator("api_token", "webhook_token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if len(value) < MIN_TOKEN_CHARS or value.strip() != value:
+            raise ValueError(
+                f"a token needs at least {MIN_TOKEN_CHARS} characters and no surrounding spaces"
+                " (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+            )
+        return value
+
     @field_validator(
         "analyzer",
         "rekognition_features",
@@ -138,10 +209,14 @@ class Settings(BaseSettings):
         "rekognition_exclude_labels",
         "rekognition_include_categories",
         "rekognition_exclude_categories",
+        "allowed_hosts",
+        "webhook_sources",
+        "rekognition_s3_sources",
         mode="before",
     )
     @classmethod
     def _names(cls, value: Any) -> Any:
+        """Env vars and flags give ``a,b``; TOML gives a list."""
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
@@ -163,16 +238,28 @@ class ConfigError(ValueError):
     """A setting has a value pixdex cannot use: says which, where it can come from, and why."""
 
 
+#: Settings whose values never appear in messages or logs.
+SECRET_SETTINGS = frozenset({"api_token", "webhook_token", "es_password", "es_api_key"})
+
+
+def _problem(error: Any) -> str:
+    """One setting's problem, naming where it can come from; secrets' values never shown."""
+    loc = error.get("loc") or ()
+    if not loc:  # a rule across settings
+        return f"{error['msg'].removeprefix('Value error, ')} ({default_config_file()} or env)"
+    value = "<hidden>" if loc[0] in SECRET_SETTINGS else repr(error.get("input"))
+    return (
+        f"{'.'.join(map(str, loc))} = {value}: {error['msg']}"
+        f" (flag, PIXDEX_{str(loc[0]).upper()} or {default_config_file()})"
+    )
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Settings with CLI flags (``None`` means 'not given') taking precedence."""
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))} = {e.get('input')!r}: {e['msg']}"
-            f" (flag, PIXDEX_{str(e['loc'][0]).upper()} or {default_config_file()})"
-            for e in exc.errors()
-        )
+        problems = "; ".join(_problem(e) for e in exc.errors())
         raise ConfigError(f"invalid setting: {problems}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {default_config_file()} is not valid TOML: {exc}") from None

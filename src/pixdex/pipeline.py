@@ -47,6 +47,8 @@ class Summary:
     failed: int = 0  # bad objects: unreadable, not an image, analyzer error (recorded as failures)
     deleted: int = 0
     not_indexed: int = 0  # good objects the index did not take (server down…): re-run to finish
+    gone: int = 0  # indexed objects no longer in the source (removed only with prune)
+    touched: int = 0  # read and hashed, content unchanged: not analyzed again (in ``unchanged``)
     failures: list[Failure] = field(default_factory=list)
     write_errors: list[WriteError] = field(default_factory=list)
     #: keys among ``failures`` whose reason may pass by itself (a remote service throttling or
@@ -58,7 +60,7 @@ class Summary:
         return self.failed == 0 and self.not_indexed == 0
 
     def add(self, other: Summary) -> None:
-        for name in ("indexed", "unchanged", "failed", "deleted", "not_indexed"):
+        for name in ("indexed", "unchanged", "failed", "deleted", "not_indexed", "gone", "touched"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failures += other.failures
         self.write_errors += other.write_errors
@@ -153,19 +155,21 @@ class Pipeline:
         remove records whose objects are gone. ``progress(total)`` returns an advance callback."""
         listed = list(source.list())
         todo, known, unchanged = self.plan(source, listed, force=force)
-        summary = self._process(source, todo, known, progress(len(todo)) if progress else None)
+        # force: re-analyze even identical content (no "touched, same hash" shortcut either)
+        seen = {} if force else known
+        summary = self._process(source, todo, seen, progress(len(todo)) if progress else None)
         summary.unchanged += unchanged
-        if prune:
-            present = {ref.key for ref in listed}
-            gone = [key for key in known if key not in present]
-            if gone:
-                summary.deleted = self.remove(source.bucket, gone)
+        present = {ref.key for ref in listed}
+        gone = [key for key in known if key not in present]
+        summary.gone = len(gone)
+        if prune and gone:
+            summary.deleted = self.remove(source.bucket, gone)
         return summary
 
     def process(self, source: Source, refs: Iterable[ObjectRef], *, force: bool = False) -> Summary:
         """Index exactly these objects (what an event names), with the same skip rules."""
         todo, known, unchanged = self.plan(source, refs, force=force)
-        summary = self._process(source, todo, known, None)
+        summary = self._process(source, todo, {} if force else known, None)
         summary.unchanged += unchanged
         return summary
 
@@ -362,6 +366,7 @@ class Pipeline:
         summary.not_indexed += len(failed_ids)
         summary.indexed += sum(1 for r in analyzed if r.id not in failed_ids)
         summary.unchanged += sum(1 for r in refreshed if r.id not in failed_ids)
+        summary.touched += sum(1 for r in refreshed if r.id not in failed_ids)
         return 0
 
     def _record(self, item: _Fetched, partial: dict[str, Any]) -> Record:

@@ -18,7 +18,6 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
 from types import ModuleType
@@ -29,8 +28,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from pixdex import __version__
+from pixdex import __version__, logs
 from pixdex.api.errors import ApiError, install_error_handlers
+from pixdex.api.guard import Guard, GuardPolicy
 from pixdex.api.media import LocalFile, S3Access, locate, media_type, read_bytes
 from pixdex.api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from pixdex.api.rekognition import router as rekognition_router
@@ -45,7 +45,9 @@ from pixdex.api.thumbs import THUMB_SIZES, ThumbnailCache, make_thumbnail, thumb
 from pixdex.config import Settings
 from pixdex.imaging import ImageError
 from pixdex.indexes.base import Hit, Index, SearchQuery
-from pixdex.records import Record, utc_timestamp
+from pixdex.logs import Redactor, settings_secrets
+from pixdex.query import QueryError, check_query, parse_instant
+from pixdex.records import Record
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         thumbs=ThumbnailCache(Path(settings.cache_dir) / "thumbs"),
         s3=S3Access(settings),
         metrics=Metrics(),
+        redact=_client_redactor(settings, index),
     )
 
     webhooks = _optional_module("pixdex.api.webhooks")
@@ -100,6 +103,8 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     )
     app.state.pixdex = state
     app.state.settings = settings  # read by the webhook router to build its pipeline
+    # Outermost last: metrics count what the guard refuses too.
+    app.add_middleware(Guard, policy=GuardPolicy.from_settings(settings))
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     install_error_handlers(app)
     _add_api_routes(app)
@@ -108,6 +113,18 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         app.include_router(webhooks.router)
     _add_gallery(app)
     return app
+
+
+def _client_redactor(settings: Settings, index: Index | None) -> Redactor:
+    """What error bodies never show: the secrets, and server paths (the index file, the cache
+    dir, the home dir) as labels; the server's log keeps them in full."""
+    redact = Redactor(settings_secrets(settings))
+    for location in (settings.index, index.location if index is not None else None):
+        redact.add_path(location, "<index>")
+    redact.add_path(str(settings.cache_dir), "<cache_dir>")
+    redact.add_path(str(Path.home()), "~")
+    logs.redactor().add(*settings_secrets(settings))
+    return redact
 
 
 def _optional_module(name: str) -> ModuleType | None:
@@ -125,26 +142,6 @@ def _optional_module(name: str) -> ModuleType | None:
 
 def _blank_to_none(value: str | None) -> str | None:
     return value if value and value.strip() else None
-
-
-def _instant(name: str, value: str | None) -> str | None:
-    """A date or date-time as the index compares it: ``timestamp``'s UTC format. A bare date is
-    kept as a date (``until=2024-01-31`` means the whole 31st)."""
-    value = _blank_to_none(value)
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ApiError(
-            400, f"{name}: not an ISO 8601 date or date-time: {value!r} (e.g. 2024-01-31)"
-        ) from None
-    if len(value) == 10:
-        return value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return utc_timestamp(moment)
 
 
 def hit_json(hit: Hit, floor: float = 0.0) -> dict[str, Any]:
@@ -212,20 +209,22 @@ def _add_api_routes(app: FastAPI) -> None:
         applied."""
         floor = state.settings.min_confidence if min_confidence is None else min_confidence
         labels = tuple(lb.strip() for lb in label if lb.strip())
-        if any(len(lb) > 200 for lb in labels):
-            raise ApiError(400, "label: at most 200 characters")
-        query = SearchQuery(
-            text=_blank_to_none(q),
-            labels=labels,
-            min_confidence=floor,
-            bucket=_blank_to_none(bucket),
-            prefix=_blank_to_none(prefix),
-            since=_instant("since", since),
-            until=_instant("until", until),
-            limit=limit,
-            offset=offset,
-            facets=facets,
-        )
+        try:
+            query = SearchQuery(
+                text=_blank_to_none(q),
+                labels=labels,
+                min_confidence=floor,
+                bucket=_blank_to_none(bucket),
+                prefix=_blank_to_none(prefix),
+                since=parse_instant("since", since),
+                until=parse_instant("until", until),
+                limit=limit,
+                offset=offset,
+                facets=facets,
+            )
+            check_query(query)
+        except QueryError as exc:
+            raise ApiError(400, str(exc)) from None
         start = perf_counter()
         result = index.search(query)
         state.metrics.search_seconds.observe(perf_counter() - start)
@@ -332,9 +331,10 @@ def _add_api_routes(app: FastAPI) -> None:
 
     @app.get("/healthz", tags=["ops"])
     def healthz(index: IndexDep) -> dict[str, Any]:
-        """200 when the index answers a (cheap) query; 503 with the reason otherwise."""
+        """200 when the index answers a (cheap) query; 503 with the reason otherwise. Open to
+        probes without the API token, so it names nothing (no index location)."""
         result = index.search(SearchQuery(limit=0, facets=0))
-        return {"status": "ok", "index": index.location, "records": result.total}
+        return {"status": "ok", "records": result.total}
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics(state: StateDep) -> Response:

@@ -8,6 +8,7 @@ id 404, an index that cannot be reached 503 with the backend's reason.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,6 +27,7 @@ KINDS = {
     404: "not_found",
     405: "method_not_allowed",
     413: "too_large",
+    415: "unsupported_media_type",
     422: "unprocessable",
     500: "internal_error",
     502: "bad_gateway",
@@ -44,10 +46,22 @@ class ApiError(Exception):
 
 
 def error_response(
-    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    redact: Callable[[str], str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
+    """The JSON error; ``redact`` hides secrets and server paths from the client."""
+    if redact is not None:
+        message = redact(message)
     body = {"error": KINDS.get(status, "error"), "message": message, "status": status, **extra}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _redactor(request: Request) -> Callable[[str], str] | None:
+    state = getattr(request.app.state, "pixdex", None)
+    return getattr(state, "redact", None)
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -57,22 +71,29 @@ def _describe(error: dict[str, Any]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.message, exc.headers)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.headers, _redactor(request))
 
     @app.exception_handler(IndexUnavailable)
-    async def _index_unavailable(_: Request, exc: IndexUnavailable) -> JSONResponse:
-        return error_response(503, f"index unavailable: {exc}", {"Retry-After": "5"})
+    async def _index_unavailable(request: Request, exc: IndexUnavailable) -> JSONResponse:
+        log.warning("index unavailable: %s", exc)  # the operator's log keeps the full reason
+        return error_response(
+            503, f"index unavailable: {exc}", {"Retry-After": "5"}, _redactor(request)
+        )
 
     @app.exception_handler(RequestValidationError)
-    async def _bad_params(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _bad_params(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [_describe(e) for e in exc.errors()]
-        return error_response(400, "; ".join(problems) or "invalid request")
+        return error_response(
+            400, "; ".join(problems) or "invalid request", None, _redactor(request)
+        )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else KINDS.get(exc.status_code, "")
-        return error_response(exc.status_code, message, getattr(exc, "headers", None))
+        return error_response(
+            exc.status_code, message, getattr(exc, "headers", None), _redactor(request)
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

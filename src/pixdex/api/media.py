@@ -154,22 +154,51 @@ class S3Access:
             raise _s3_error(obj, exc) from exc
         return response["Body"].iter_chunks(1 << 16), response.get("ContentLength")
 
-    def read(self, obj: S3Object) -> bytes:
-        chunks, _ = self.open(obj)
+    def head(self, obj: S3Object) -> int | None:
+        """The object's size from HeadObject (nothing downloaded); None when S3 gives none."""
         try:
-            return b"".join(chunks)
+            meta = self.client().head_object(**self._params(obj))
+        except ApiError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise _s3_error(obj, exc) from exc
+        size = meta.get("ContentLength")
+        return int(size) if size is not None else None
+
+    def read(self, obj: S3Object, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; with ``max_bytes``, ApiError(413) as soon as the stream passes
+        it (the object may have grown since a HEAD, or S3 may not have said its size)."""
+        chunks, _ = self.open(obj)
+        parts: list[bytes] = []
+        size = 0
+        try:
+            for chunk in chunks:
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise ApiError(413, f"s3://{obj.bucket}/{obj.key} is over {max_bytes:,} bytes")
+                parts.append(chunk)
+        except ApiError:
+            raise
         except Exception as exc:  # noqa: BLE001 - connection dropped mid-body
             raise _s3_error(obj, exc) from exc
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return b"".join(parts)
 
 
 def _s3_error(obj: S3Object, exc: Exception) -> ApiError:
     code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
     where = f"s3://{obj.bucket}/{obj.key}"
-    if code in ("NoSuchKey", "NoSuchVersion", "404", "NoSuchBucket"):
+    if code in ("NoSuchKey", "NoSuchVersion", "404", "NoSuchBucket", "NotFound"):
         return ApiError(404, f"image object is gone: {where}")
-    if code in ("AccessDenied", "403"):
+    if code in ("AccessDenied", "403", "Forbidden"):
         return ApiError(403, f"access denied to {where}")
-    return ApiError(503, f"cannot read {where}: {exc}")
+    if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
+        # The server's set-up, not a passing fault: say what to configure (not a bare 500).
+        return ApiError(403, f"cannot read {where}: this server has no S3 credentials configured")
+    return ApiError(503, f"cannot read {where}: {type(exc).__name__}: {exc}")
 
 
 def read_bytes(record: Record, s3: S3Access) -> bytes:

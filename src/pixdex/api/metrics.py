@@ -5,8 +5,9 @@ text: histograms' cumulative buckets, ``_sum``/``_count``, label escaping and th
 content type are easy to get subtly wrong by hand. Each app has its own registry, so several apps
 in one process (tests, embedding) never collide on metric names.
 
-Requests are labelled by *route template* (``/api/images/{image_id}``), never the raw path, so a
-crawler hitting random URLs cannot blow up the number of series.
+Requests are labelled by *route template* (``/api/images/{image_id}``), never the raw path, and
+by method from a fixed set, so a client sending random URLs or invented methods cannot blow up
+the number of series.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+#: Methods that get their own label value; anything else a client invents counts as "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def _route_path(scope: Scope) -> str:
     route: Any = scope.get("route")
     return getattr(route, "path", None) or "<unmatched>"
@@ -91,5 +96,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, record_status)
         finally:
             path = _route_path(scope)
-            self.metrics.requests.labels(scope["method"], path, str(status)).inc()
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.metrics.requests.labels(method, path, str(status)).inc()
             self.metrics.request_seconds.labels(path).observe(perf_counter() - start)

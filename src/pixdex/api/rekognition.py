@@ -5,20 +5,20 @@ Two doors to each operation:
   curl and scripts;
 - ``POST /rekognition`` with ``X-Amz-Target: RekognitionService.DetectLabels`` (or
   ``.DetectText``) — the AWS JSON 1.1 protocol, so unmodified AWS SDKs and the AWS CLI work with
-  ``--endpoint-url http://host:port/rekognition`` (any credentials; signatures are not checked —
-  put pixdex behind your own auth if it is exposed).
+  ``--endpoint-url http://host:port/rekognition`` (any credentials; signatures are not checked:
+  the server's own API token, ``Authorization: Bearer``, guards it when one is set).
 
-The responses are what ``pixdex detect-labels`` / ``pixdex detect-text`` print. Errors use
-Rekognition's shape (``{"__type": "InvalidImageFormatException", "Message": …}``) so SDKs raise
-the usual exceptions.
+The responses are what ``pixdex detect-labels`` / ``pixdex detect-text`` print. Every action
+takes its body and image through ``rekognition_input`` (``parse_body``, ``request_image``:
+JPEG/PNG, 5 MB / 15 MB, 80–10,000 px, S3Object only from allowed buckets, HEAD before GET), and
+errors use Rekognition's shape (``{"__type": "InvalidImageFormatException", "Message": …}``) so
+SDKs raise the usual exceptions.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
+import threading
 import uuid
 from time import perf_counter
 from typing import Any
@@ -27,8 +27,17 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from pixdex.api.errors import ApiError
-from pixdex.api.media import S3Object
+from pixdex.api.rekognition_input import (
+    MAX_BODY,
+    MAX_BYTES,
+    MAX_S3_BYTES,
+    RekognitionError,
+    invalid,
+    number,
+    parse_body,
+    read_body,
+    request_image,
+)
 from pixdex.api.state import ApiState, get_state
 from pixdex.imaging import ImageError
 
@@ -36,22 +45,17 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["rekognition"])
 
+__all__ = ["MAX_BODY", "MAX_BYTES", "MAX_S3_BYTES", "OPERATIONS", "RekognitionError", "router"]
+
 AMZ_JSON = "application/x-amz-json-1.1"
 TARGET = "RekognitionService.DetectLabels"
 TEXT_TARGET = "RekognitionService.DetectText"
 #: DetectText's RegionsOfInterest: at most this many (Rekognition's limit)
 MAX_REGIONS = 10
-#: Rekognition's own limits: 5 MB as raw bytes, 15 MB from S3.
-MAX_BYTES = 5 * 1024 * 1024
-MAX_S3_BYTES = 15 * 1024 * 1024
-#: base64 of MAX_BYTES plus room for the rest of the JSON; bodies beyond are not even read.
-MAX_BODY = MAX_BYTES * 4 // 3 + 64 * 1024
-
-
-class RekognitionError(Exception):
-    def __init__(self, status: int, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.kind, self.message = status, kind, message
+#: Decodes + analyses at once (labels and text alike): inference already uses every core, and
+#: each decode of a 10,000 x 10,000 PNG holds ~300 MB, so more in parallel only multiplies peak
+#: memory.
+ANALYSIS_SLOTS = threading.BoundedSemaphore(2)
 
 
 def _error(exc: RekognitionError) -> JSONResponse:
@@ -63,71 +67,25 @@ def _error(exc: RekognitionError) -> JSONResponse:
     )
 
 
-def _invalid(message: str) -> RekognitionError:
-    return RekognitionError(400, "InvalidParameterException", message)
-
-
-def _number(body: dict[str, Any], name: str, low: float, high: float | None) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _invalid(f"{name} must be a number")
-    if value < low or (high is not None and value > high):
-        bounds = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
-        raise _invalid(f"{name} must be {bounds}")
-    return value
-
-
-def _image_bytes(state: ApiState, image: Any) -> bytes:
-    if not isinstance(image, dict) or not image:
-        raise _invalid("Image must be an object with Bytes or S3Object")
-    if "Bytes" in image:
-        raw = image["Bytes"]
-        if not isinstance(raw, str):
-            raise _invalid("Image.Bytes must be a base64 string")
-        try:
-            data = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            raise _invalid("Image.Bytes is not valid base64") from None
-        if len(data) > MAX_BYTES:
-            raise RekognitionError(
-                400, "ImageTooLargeException", f"image is {len(data):,} bytes; limit {MAX_BYTES:,}"
-            )
-        return data
-    s3 = image.get("S3Object")
-    if isinstance(s3, dict) and all(isinstance(s3.get(k), str) for k in ("Bucket", "Name")):
-        try:
-            data = state.s3.read(S3Object(s3["Bucket"], s3["Name"], s3.get("Version")))
-        except ApiError as exc:
-            kind = "InvalidS3ObjectException" if exc.status in (403, 404) else "InternalServerError"
-            raise RekognitionError(400 if exc.status < 500 else 500, kind, exc.message) from None
-        if len(data) > MAX_S3_BYTES:
-            raise RekognitionError(
-                400, "ImageTooLargeException", f"object is {len(data):,} bytes; limit 15 MB"
-            )
-        return data
-    raise _invalid("Image needs Bytes (base64) or S3Object {Bucket, Name}")
-
-
 def _detect(state: ApiState, body: dict[str, Any]) -> dict[str, Any]:
-    max_labels = _number(body, "MaxLabels", 0, None)
-    min_confidence = _number(body, "MinConfidence", 0, 100)
-    data = _image_bytes(state, body.get("Image"))
+    max_labels = number(body, "MaxLabels", 0, None, integer=True)
+    min_confidence = number(body, "MinConfidence", 0, 100)
+    data = request_image(state, body)
     try:
         detector = state.detector.get()
     except Exception as exc:  # noqa: BLE001 - analyzers not installed / model not built
-        log.exception("label analyzers unavailable")
+        log.error("label analyzers unavailable: %s", exc)
         raise RekognitionError(
             503, "ServiceUnavailableException", f"label analyzers unavailable: {exc}"
         ) from None
     start = perf_counter()
     try:
-        response = detector.detect_bytes(
-            data,
-            max_labels=int(max_labels) if max_labels is not None else None,
-            min_confidence=min_confidence,
-        )
+        with ANALYSIS_SLOTS:
+            response = detector.detect_bytes(
+                data,
+                max_labels=int(max_labels) if max_labels is not None else None,
+                min_confidence=min_confidence,
+            )
     except ImageError as exc:
         raise RekognitionError(400, "InvalidImageFormatException", str(exc)) from None
     state.metrics.detect_seconds.observe(perf_counter() - start)
@@ -136,7 +94,7 @@ def _detect(state: ApiState, body: dict[str, Any]) -> dict[str, Any]:
 
 def _ratio(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise _invalid(f"{name} must be a number between 0 and 1")
+        raise invalid(f"{name} must be a number between 0 and 1")
     return float(value)
 
 
@@ -152,11 +110,11 @@ def _region(item: Any, where: str) -> tuple[float, float, float, float]:
     if isinstance(item, dict) and isinstance(item.get("Polygon"), list) and item["Polygon"]:
         points = item["Polygon"]
         if not all(isinstance(p, dict) for p in points):
-            raise _invalid(f"{where}.Polygon must be a list of {{X, Y}}")
+            raise invalid(f"{where}.Polygon must be a list of {{X, Y}}")
         xs = [_ratio(p.get("X"), f"{where}.Polygon.X") for p in points]
         ys = [_ratio(p.get("Y"), f"{where}.Polygon.Y") for p in points]
         return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
-    raise _invalid(f"{where} needs a BoundingBox or a Polygon")
+    raise invalid(f"{where} needs a BoundingBox or a Polygon")
 
 
 def _text_filters(body: dict[str, Any]) -> Any:
@@ -168,68 +126,45 @@ def _text_filters(body: dict[str, Any]) -> Any:
     if filters is None:
         return None
     if not isinstance(filters, dict):
-        raise _invalid("Filters must be an object")
+        raise invalid("Filters must be an object")
     words = filters.get("WordFilter") or {}
     if not isinstance(words, dict):
-        raise _invalid("Filters.WordFilter must be an object")
+        raise invalid("Filters.WordFilter must be an object")
     regions = filters.get("RegionsOfInterest") or []
     if not isinstance(regions, list) or len(regions) > MAX_REGIONS:
-        raise _invalid(f"Filters.RegionsOfInterest must be a list of at most {MAX_REGIONS}")
+        raise invalid(f"Filters.RegionsOfInterest must be a list of at most {MAX_REGIONS}")
     return WordFilter(
-        min_confidence=_number(words, "MinConfidence", 0, 100) or 0.0,
-        min_height=_number(words, "MinBoundingBoxHeight", 0, 1) or 0.0,
-        min_width=_number(words, "MinBoundingBoxWidth", 0, 1) or 0.0,
+        min_confidence=number(words, "MinConfidence", 0, 100) or 0.0,
+        min_height=number(words, "MinBoundingBoxHeight", 0, 1) or 0.0,
+        min_width=number(words, "MinBoundingBoxWidth", 0, 1) or 0.0,
         regions=tuple(_region(r, f"Filters.RegionsOfInterest[{i}]") for i, r in enumerate(regions)),
     )
 
 
 def _detect_text(state: ApiState, body: dict[str, Any]) -> dict[str, Any]:
     filters = _text_filters(body)
-    data = _image_bytes(state, body.get("Image"))
+    data = request_image(state, body)
     try:
         detector = state.text.get()
     except Exception as exc:  # noqa: BLE001 - models missing or damaged
-        log.exception("text analyzer unavailable")
+        log.error("text analyzer unavailable: %s", exc)
         raise RekognitionError(
             503, "ServiceUnavailableException", f"text analyzer unavailable: {exc}"
         ) from None
     start = perf_counter()
     try:
-        response = detector.detect_bytes(data, filters)
+        with ANALYSIS_SLOTS:
+            response = detector.detect_bytes(data, filters)
     except ImageError as exc:
         raise RekognitionError(400, "InvalidImageFormatException", str(exc)) from None
     state.metrics.detect_seconds.observe(perf_counter() - start)
     return response
 
 
-async def _read_body(request: Request) -> bytes:
-    """The request body, refusing (without buffering it) anything larger than MAX_BODY."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise RekognitionError(
-            400, "ImageTooLargeException", f"request is {int(declared):,} bytes; limit {MAX_BODY:,}"
-        )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise RekognitionError(
-                400, "ImageTooLargeException", f"request is over {MAX_BODY:,} bytes"
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _answer(request: Request, operation: Any = None) -> JSONResponse:
     state = get_state(request)
     try:
-        try:
-            body = json.loads(await _read_body(request))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _invalid("request body is not JSON") from None
-        if not isinstance(body, dict):
-            raise _invalid("request body must be a JSON object")
+        body = parse_body(await read_body(request))
         response = await run_in_threadpool(operation or _detect, state, body)
     except RekognitionError as exc:
         return _error(exc)
@@ -265,7 +200,7 @@ async def aws_protocol(request: Request) -> JSONResponse:
             RekognitionError(
                 400,
                 "UnknownOperationException",
-                f"only {' and '.join(OPERATIONS)} are supported, not {target!r}",
+                f"only {' and '.join(OPERATIONS)} are supported, not {target[:80]!r}",
             )
         )
     return await _answer(request, OPERATIONS[target])

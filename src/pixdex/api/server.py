@@ -20,11 +20,25 @@ def serve(
     port: int = 8000,
     log_level: str = "info",
 ) -> None:
-    """Block serving the API and gallery. Behind a reverse proxy, uvicorn's proxy headers
-    handling (``--forwarded-allow-ips``) applies as usual."""
+    """Block serving the API and gallery. Refuses (BindError) an address beyond loopback without
+    an API token. Behind a reverse proxy, uvicorn's proxy headers handling applies as usual."""
+    from pixdex import memory
     from pixdex.api.app import create_app
+    from pixdex.api.guard import check_bind
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    settings = settings or Settings()
+    check_bind(host, settings.api_token)
+    memory.limit_arenas()  # before uvicorn and the thread pool start their threads
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        # Bounded request line/headers and a cap on concurrent connections (each holds memory).
+        h11_max_incomplete_event_size=64 * 1024,
+        limit_concurrency=512,
+        timeout_keep_alive=5,
+    )
 
 
 class BackgroundServer:

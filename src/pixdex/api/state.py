@@ -18,6 +18,7 @@ from pixdex.api.metrics import Metrics
 from pixdex.api.thumbs import ThumbnailCache
 from pixdex.config import Settings
 from pixdex.indexes.base import Index, IndexUnavailable
+from pixdex.logs import Redactor
 
 if TYPE_CHECKING:
     from pixdex.analyzers.detect import LabelDetector
@@ -106,6 +107,8 @@ class ApiState:
     thumbs: ThumbnailCache
     s3: S3Access
     metrics: Metrics
+    #: Hides secrets and server paths in error bodies (``pixdex.logs.Redactor``).
+    redact: Redactor = field(default_factory=Redactor)
     extras: dict[str, Any] = field(default_factory=dict)
     text: TextDetectorHolder = field(init=False)
 

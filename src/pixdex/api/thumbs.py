@@ -35,12 +35,20 @@ def thumb_key(record: Record, size: int) -> str:
     return f"{digest}-{size}"
 
 
+#: Thumbnails made at once. Each holds its original's pixels while it is made (a 100 MP PNG
+#: is ~300 MB; JPEGs are decoded at reduced scale), so a burst of cold thumbnails for big photos
+#: must not multiply that by the thread pool's 40 threads.
+DECODE_SLOTS = threading.BoundedSemaphore(4)
+
+
 def make_thumbnail(data: bytes, size: int, max_pixels: int) -> bytes:
     """JPEG whose longer side is at most ``size``; EXIF orientation applied, alpha on white.
     JPEG draft mode decodes at the smallest DCT scale that still covers ``size``."""
-    decoded = decode(data, min_side=size, max_pixels=max_pixels)
-    image = decoded.image
-    image.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    with DECODE_SLOTS:
+        decoded = decode(data, min_side=size, max_pixels=max_pixels)
+        image = decoded.image
+        image.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        del decoded
     out = io.BytesIO()
     image.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=size >= 512)
     return out.getvalue()

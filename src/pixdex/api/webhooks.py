@@ -2,7 +2,10 @@
 
 MinIO posts each event (``s3:ObjectCreated:*``, ``s3:ObjectRemoved:*``) to a webhook target
 configured with ``MINIO_NOTIFY_WEBHOOK_*_<ID>`` env vars, sending ``Authorization: Bearer
-<MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID>>``; pixdex checks it against ``Settings.webhook_token``.
+<MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID>>``; pixdex checks it against ``Settings.webhook_token``
+(constant-time). The webhook is off (403) until both ``webhook_token`` and ``webhook_sources``
+(the ``s3://bucket/prefix`` it may index) are set, and a payload naming any object outside
+``webhook_sources`` is refused whole (403, nothing queued).
 
 Delivery semantics: the request is parsed and queued, and answered at once (MinIO waits on each
 delivery, so slow analysis must not sit in the request). Analysis runs on one background thread
@@ -223,8 +226,20 @@ def _processor(app: FastAPI) -> WebhookProcessor:
 
 def _check_token(settings: Settings, authorization: str | None) -> None:
     expected = settings.webhook_token
-    if not expected:
-        return  # open webhook: events are only hints (objects are re-read from S3)
+    sources = getattr(settings, "webhook_sources", None)
+    if not expected or not sources:
+        # Closed unless configured: an open webhook let anyone get any object the server's
+        # credentials can read indexed, and then served through /api/images/{id}/file.
+        missing = " and ".join(
+            name
+            for name, value in (("webhook_token", expected), ("webhook_sources", sources))
+            if not value
+        )
+        raise HTTPException(
+            status_code=403,
+            detail=f"the MinIO webhook is off: set {missing} (pixdex serve --webhook-token, "
+            "--webhook-source s3://bucket/prefix; docs/security.md)",
+        )
     given = (authorization or "").strip()
     if given.lower().startswith("bearer "):
         given = given[7:].strip()
@@ -236,6 +251,15 @@ def _check_token(settings: Settings, authorization: str | None) -> None:
         )
 
 
+def in_sources(bucket: str, key: str, sources: list[str]) -> bool:
+    """Whether s3://bucket/key lies under one of ``sources`` (``s3://bucket[/prefix]``)."""
+    for source in sources:
+        allowed_bucket, _, prefix = source.removeprefix("s3://").partition("/")
+        if bucket == allowed_bucket and key.startswith(prefix):
+            return True
+    return False
+
+
 @router.post("/webhooks/minio")
 async def minio_webhook(request: Request) -> dict[str, Any]:
     """Accept a MinIO (or any S3-shaped) event notification; 200 once queued."""
@@ -244,6 +268,19 @@ async def minio_webhook(request: Request) -> dict[str, Any]:
     _check_token(settings, request.headers.get("authorization"))
     body = await request.body()
     changes = parse_notification(body, origin="MinIO webhook payload")
+    foreign = [c for c in changes if not in_sources(c.bucket, c.key, settings.webhook_sources)]
+    if foreign:
+        # Refused whole: nothing from a payload that names objects outside the allowlist.
+        log.warning(
+            "refused a MinIO event for s3://%s/%s (not in webhook_sources)",
+            foreign[0].bucket,
+            foreign[0].key,
+        )
+        raise HTTPException(
+            status_code=403,
+            detail=f"{len(foreign)} object(s) outside webhook_sources, e.g. "
+            f"s3://{foreign[0].bucket}/{foreign[0].key[:200]}; nothing was queued",
+        )
     if changes:
         try:
             _processor(app).submit(changes)

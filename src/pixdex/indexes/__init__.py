@@ -19,11 +19,13 @@ __all__ = ["Index", "IndexUnavailable", "SearchQuery", "SearchResult", "open_ind
 SERVER_SCHEMES = ("es+http://", "es+https://", "opensearch+http://", "opensearch+https://")
 
 
-def open_index(location: str, settings: Settings | None = None) -> Index:
+def open_index(location: str, settings: Settings | None = None, *, create: bool = True) -> Index:
+    """The index at ``location``; ``create=False`` (read-only commands: search, stats) refuses
+    to create one that does not exist, with IndexUnavailable saying so."""
     if location.startswith(SERVER_SCHEMES):
         from pixdex.indexes.elastic import ElasticIndex
 
-        return ElasticIndex.from_url(location, settings)
+        return ElasticIndex.from_url(location, settings, create=create)
     if "://" in location and not location.startswith("sqlite://"):
         raise IndexUnavailable(
             f"unknown index URL {location!r}: use a file path, sqlite:///path, "
@@ -31,4 +33,4 @@ def open_index(location: str, settings: Settings | None = None) -> Index:
         )
     from pixdex.indexes.sqlite import SqliteIndex
 
-    return SqliteIndex(location.removeprefix("sqlite://"))
+    return SqliteIndex(location.removeprefix("sqlite://"), create=create)

@@ -112,10 +112,21 @@ def _fts_phrase(token: str) -> str:
 class SqliteIndex:
     """Index backed by one SQLite file (``:memory:`` works too, for throw-away use)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.location = str(path)
         if self.location != ":memory:":
-            Path(self.location).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            file = Path(self.location).expanduser()
+            if not create and not file.is_file():
+                raise IndexUnavailable(
+                    f"no index at {self.location}: nothing indexed there yet "
+                    "(pixdex index FOLDER creates it; --index picks another)"
+                )
+            try:
+                file.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise IndexUnavailable(
+                    f"cannot create the folder for {self.location}: {exc.strerror or exc}"
+                ) from exc
         try:
             self._db = sqlite3.connect(
                 str(Path(self.location).expanduser())

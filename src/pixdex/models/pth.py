@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import pickle
+import pickletools
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,7 +107,30 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return storage
 
 
+#: Opcodes that store into the unpickler's memo with an explicit index.
+_MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
+def _check_opcodes(buf: io.BytesIO) -> None:
+    """Walk the next pickle's opcodes (nothing is built or run) and refuse memo indexes beyond
+    the number of opcodes: the C unpickler grows its memo array to the largest index, so a
+    crafted LONG_BINPUT 10^9 costs gigabytes for a 5-byte instruction. A real state dict's
+    indexes count up from 0."""
+    start = buf.tell()
+    try:
+        for count, (opcode, arg, _) in enumerate(pickletools.genops(buf)):
+            if opcode.name in _MEMO_PUTS and (not isinstance(arg, int) or arg > count):
+                raise PthError(f"corrupt pickle: memo index {arg!r:.20} at opcode {count}")
+    except PthError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - malformed opcode stream
+        raise PthError(f"corrupt pickle: {type(exc).__name__}: {exc}") from None
+    finally:
+        buf.seek(start)
+
+
 def _load_pickle(buf: io.BytesIO) -> tuple[Any, dict[str, _Storage]]:
+    _check_opcodes(buf)
     unpickler = _RestrictedUnpickler(buf)
     try:
         return unpickler.load(), unpickler.storages
@@ -165,7 +190,13 @@ def _materialise(name: str, ref: _TensorRef) -> np.ndarray:
     flat = ref.storage.data
     assert flat is not None
     if len(ref.size) != len(ref.stride) or any(s < 0 for s in ref.stride):
-        raise PthError(f"{name}: unsupported size/stride {ref.size}/{ref.stride}")
+        raise PthError(f"{name}: unsupported size/stride {ref.size!r:.80}/{ref.stride!r:.80}")
+    if any(not isinstance(n, int) or n < 0 for n in (*ref.size, *ref.stride, ref.offset)):
+        raise PthError(f"{name}: size, stride and offset must be non-negative integers")
+    # A zero stride repeats elements: a crafted file could ask for a 10^12-element copy of a
+    # one-element storage. A state dict's tensors never hold more elements than their storage.
+    if math.prod(ref.size) > flat.size:
+        raise PthError(f"{name}: {math.prod(ref.size):,} elements in a storage of {flat.size:,}")
     last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride, strict=True))
     if ref.offset < 0 or (all(ref.size) and last >= flat.size):
         raise PthError(f"{name}: tensor exceeds its storage")

@@ -18,7 +18,6 @@ record.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote_plus
 
+from pixdex import safejson
 from pixdex.records import Failure
 from pixdex.sources.base import IMAGE_SUFFIXES, ObjectRef, SourceError, has_image_suffix
 
@@ -84,20 +84,18 @@ def _walk(payload: Any, origin: str, depth: int) -> Iterator[Change]:
         yield from _parse(payload, origin, depth)
     except _Skip as exc:
         log.warning("ignoring %s: %s", origin, exc)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         log.warning("ignoring malformed %s: %s: %s", origin, type(exc).__name__, exc)
 
 
 def _parse(payload: Any, origin: str, depth: int) -> Iterator[Change]:
     if depth > _MAX_DEPTH:
         raise _Skip("nested too deeply to be an S3 notification")
-    if isinstance(payload, bytes | bytearray):
-        payload = payload.decode("utf-8")
-    if isinstance(payload, str):
+    if isinstance(payload, bytes | bytearray | str):
         try:
-            payload = json.loads(payload)
-        except json.JSONDecodeError as exc:
-            raise _Skip(f"not JSON ({exc.msg} at char {exc.pos})") from None
+            payload = safejson.loads(payload)
+        except safejson.JsonError as exc:
+            raise _Skip(str(exc)) from None
     if isinstance(payload, list):
         for i, item in enumerate(payload):
             yield from _walk(item, f"{origin}[{i}]", depth + 1)
@@ -134,7 +132,7 @@ def _parse(payload: Any, origin: str, depth: int) -> Iterator[Change]:
             except _Skip as exc:
                 log.warning("ignoring %s: %s", where, exc)
                 continue
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
                 log.warning("ignoring malformed %s: %s: %s", where, type(exc).__name__, exc)
                 continue
             if change is not None:
@@ -163,17 +161,37 @@ def _s3_record(record: dict[str, Any]) -> Change | None:
     key = obj["key"]
     if not isinstance(key, str) or not key:
         raise _Skip("record without an object key")
-    size = obj.get("size")
     return Change(
         action=action,
-        bucket=str(s3["bucket"]["name"]),
-        key=unquote_plus(key, encoding="utf-8", errors="strict"),
-        size=int(size) if size is not None else None,
-        etag=obj.get("eTag") or None,
-        version_id=obj.get("versionId") or None,
-        sequencer=obj.get("sequencer") or None,
+        bucket=_bucket(s3["bucket"]["name"]),
+        key=_key(unquote_plus(key, encoding="utf-8", errors="strict")),
+        size=_size(obj.get("size")),
+        etag=_text(obj.get("eTag")),
+        version_id=_text(obj.get("versionId")),
+        sequencer=_text(obj.get("sequencer")),
         event=name,
     )
+
+
+# S3's own limits: bucket names are 3-63 characters, keys at most 1024 bytes of UTF-8.
+def _bucket(value: Any) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= 255 or "/" in value:
+        raise _Skip(f"not a bucket name: {str(value)[:80]!r}")
+    return value
+
+
+def _key(value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value.encode("utf-8", "replace")) > 1024:
+        raise _Skip("object key missing, not text, or over 1024 bytes")
+    return value
+
+
+def _size(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _eventbridge(payload: dict[str, Any]) -> Iterator[Change]:
@@ -186,15 +204,14 @@ def _eventbridge(payload: dict[str, Any]) -> Iterator[Change]:
         return
     detail = payload["detail"]
     obj = detail["object"]
-    size = obj.get("size")
     yield Change(
         action=action,
-        bucket=str(detail["bucket"]["name"]),
-        key=str(obj["key"]),  # EventBridge does not URL-encode keys
-        size=int(size) if size is not None else None,
-        etag=obj.get("etag") or None,
-        version_id=obj.get("version-id") or None,
-        sequencer=obj.get("sequencer") or None,
+        bucket=_bucket(detail["bucket"]["name"]),
+        key=_key(obj["key"]),  # EventBridge does not URL-encode keys
+        size=_size(obj.get("size")),
+        etag=_text(obj.get("etag")),
+        version_id=_text(obj.get("version-id")),
+        sequencer=_text(obj.get("sequencer")),
         event=f"EventBridge {kind}",
     )
 

@@ -83,6 +83,12 @@
   // --- URL state: a search is a link you can share and reload ---------------------------------
   function readUrl() {
     const params = new URLSearchParams(location.search);
+    if (params.has("token")) {
+      // ?token= was for the server (it set a cookie); keep it out of history and bookmarks
+      params.delete("token");
+      const rest = params.toString();
+      history.replaceState(null, "", rest ? `?${rest}` : location.pathname);
+    }
     state.q = params.get("q") || "";
     state.labels = params.getAll("label").filter(Boolean);
     const raw = params.get("min_confidence");

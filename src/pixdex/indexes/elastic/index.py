@@ -50,20 +50,26 @@ class ElasticIndex:
 
     @classmethod
     def from_url(
-        cls, url: str, settings: Settings | None = None, *, upgrade: bool = False
+        cls,
+        url: str,
+        settings: Settings | None = None,
+        *,
+        upgrade: bool = False,
+        create: bool = True,
     ) -> ElasticIndex:
         """Open (creating when missing) the index at ``es+http(s)://…/name`` or
         ``opensearch+http(s)://…/name``; see the package docstring for the URL's parameters.
 
         An index made by an earlier pixdex (older ``mapping.SCHEMA``) is refused with a hint to
         run ``pixdex reindex``, unless ``upgrade``: then only ``reindex`` may be called, which
-        copies it into a new index with the current mapping."""
+        copies it into a new index with the current mapping. ``create=False`` (read-only
+        commands) refuses to create a missing index."""
         if settings is None:
             from pixdex.config import Settings
 
             settings = Settings()
         conn, name = connect(url, settings)
-        return cls(conn, name, upgrade=upgrade)
+        return cls(conn, name, create=create, upgrade=upgrade)
 
     # --- opening --------------------------------------------------------------------------------
     def _ensure(self, create: bool) -> None:

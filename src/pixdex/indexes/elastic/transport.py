@@ -297,6 +297,12 @@ class Connection:
 
 
 # --- opening ------------------------------------------------------------------------------------
+def _public_url_safe(url: str) -> str:
+    """As public_url, for URLs whose port may not parse: credentials cut textually."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}"
+
+
 def connect(url: str, settings: Settings) -> tuple[Connection, str]:
     """(connection, index name) for ``es+http(s)://…/name`` or ``opensearch+http(s)://…/name``;
     auth defaults come from ``settings``."""
@@ -312,22 +318,25 @@ def connect(url: str, settings: Settings) -> tuple[Connection, str]:
     name = unquote(parts.path.strip("/"))
     if not name or "/" in name or not _NAME.match(name):
         raise IndexUnavailable(
-            f"index URL {public_url(rest)!r} needs an index name after the host: lower-case"
-            " letters, digits, '.', '_' or '-' (e.g. es+http://127.0.0.1:9200/photos)"
+            f"index URL {_public_url_safe(rest)!r} needs an index name after the host:"
+            " lower-case letters, digits, '.', '_' or '-' (e.g. es+http://127.0.0.1:9200/photos)"
         )
-    options = Options(
-        refresh=query.get("refresh", "false"),
-        shards=int(query.get("shards", 1)),
-        replicas=int(query["replicas"]) if "replicas" in query else None,
-        batch_docs=int(query.get("batch_docs", 500)),
-        batch_bytes=int(float(query.get("batch_mb", 5)) * 1024 * 1024),
-        retries=int(query.get("retries", 5)),
-        backoff=float(query.get("backoff", 0.5)),
-        timeout=float(query.get("timeout", 30)),
-    )
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 9200)
+        options = Options(
+            refresh=query.get("refresh", "false"),
+            shards=int(query.get("shards", 1)),
+            replicas=int(query["replicas"]) if "replicas" in query else None,
+            batch_docs=int(query.get("batch_docs", 500)),
+            batch_bytes=int(float(query.get("batch_mb", 5)) * 1024 * 1024),
+            retries=int(query.get("retries", 5)),
+            backoff=float(query.get("backoff", 0.5)),
+            timeout=float(query.get("timeout", 30)),
+        )
+    except ValueError as exc:  # a port or an option that is not a number
+        raise IndexUnavailable(f"bad index URL {_public_url_safe(rest)!r}: {exc}") from None
     if options.refresh not in ("true", "false", "wait_for"):
         raise IndexUnavailable(f"refresh must be true, false or wait_for, not {options.refresh!r}")
-    port = parts.port or (443 if parts.scheme == "https" else 9200)
     host_url = f"{parts.scheme}://{parts.hostname}:{port}"
     username = unquote(parts.username) if parts.username else settings.es_username
     password = unquote(parts.password) if parts.password else settings.es_password
