@@ -150,7 +150,9 @@ def main() -> None:
     onnx.save(version_converter.convert_version(onnx.load(str(models.rec)), 17), str(opset17))
     crops = [rng.uniform(-1, 1, (1, 3, 48, 320)).astype(np.float32) for _ in range(4)]
     dynamic = tmp / "rec-dyn.onnx"
-    quantize_dynamic(str(opset17), str(dynamic), QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    quantize_dynamic(
+        str(opset17), str(dynamic), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"]
+    )
     recs = {
         "float as shipped": rec,
         "float, opset 17": session(opset17),
