@@ -63,8 +63,8 @@ class TextAnalyzer:
         """The analyzer a pipeline runs. Unless ``threads`` is set, its ONNX Runtime sessions
         run on one thread when the pipeline analyzes several batches at once
         (``analysis_workers`` > 1): those batches already keep the cores busy, and a second
-        intra-op thread per session only adds hand-over work (measured on coco128, 2 cores:
-        22 % less CPU for the same text, docs/text.md)."""
+        intra-op thread per session only adds hand-over work (coco128, 2 cores: 6–18 %
+        less CPU for the same text in the runs of docs/text.md)."""
         threads = settings.threads or (1 if settings.analysis_workers > 1 else 0)
         return cls(threads=threads)
 
