@@ -295,6 +295,72 @@ def index_cost(rounds: int) -> dict[bool, list[tuple[float, float]]]:
     return times
 
 
+class OtherReader:
+    """The OCR engine of another pixdex checkout (``src/pixdex/models/ocr.py`` loaded from
+    there, default threads), run as its text analyzer ran it: every photo detected, then the
+    whole batch's regions recognized. For before/after figures in one run."""
+
+    min_side = 480
+
+    def __init__(self, checkout: Path) -> None:
+        import importlib.util
+
+        path = checkout / "src" / "pixdex" / "models" / "ocr.py"
+        spec = importlib.util.spec_from_file_location("pixdex_other_ocr", path)
+        assert spec is not None and spec.loader is not None, path
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        self.engine = module.OcrEngine()
+
+    def analyze(self, images: list) -> None:
+        work = [(img.image, self.engine.detect(img.image)) for img in images]
+        if any(regions for _, regions in work):
+            self.engine.recognize_many(work)
+
+
+def analyzer_cost(rounds: int, against: Path | None = None) -> None:
+    """CPU ms per photo of each default analyzer and of text analyzer variants, batch by batch
+    (the pipeline's 16) on coco128 decoded as the pipeline decodes, in one thread, the order
+    reversed every other batch so all see the same machine load. Steadier than whole ``pixdex
+    index`` runs on a shared machine: it times the analyzers alone, not indexing or fetching.
+    ``against``: another checkout whose text reader is timed beside (``OtherReader``)."""
+    from pixdex.analyzers import default_analyzers
+    from pixdex.analyzers.text import TextAnalyzer
+    from pixdex.config import load_settings
+    from pixdex.imaging import decode
+
+    rest = default_analyzers(load_settings(text=False))
+    variants = {
+        "text (as the pipeline runs it: 1 thread)": TextAnalyzer(threads=1),
+        "text, 2 threads per session": TextAnalyzer(threads=0),
+        "text, 1 thread, gate at 320 px": TextAnalyzer(threads=1, gate_side=320),
+    }
+    if against is not None:
+        variants[f"text reader of {against}"] = OtherReader(against)  # type: ignore[assignment]
+    timed = [(a.name, a) for a in rest] + list(variants.items())
+    min_side = max(a.min_side for _, a in timed)
+    data = [p.read_bytes() for p in sorted(COCO.glob("*.jpg"))]
+    cpu = {name: 0.0 for name, _ in timed} | {"decode": 0.0}
+    for r in range(rounds):
+        for n, start in enumerate(range(0, len(data), 16)):
+            c0 = time.process_time()
+            images = [decode(d, min_side=min_side) for d in data[start : start + 16]]
+            cpu["decode"] += time.process_time() - c0
+            for name, analyzer in timed if (n + r) % 2 == 0 else timed[::-1]:
+                c0 = time.process_time()
+                analyzer.analyze(images)
+                cpu[name] += time.process_time() - c0
+    photos = rounds * len(data)
+    base = cpu["decode"] + sum(cpu[a.name] for a in rest)
+    print(f"\nCPU ms per photo, coco128, {rounds} rounds, analyzers alone (one thread calling):")
+    for name, seconds in cpu.items():
+        print(f"- {name}: {seconds / photos * 1e3:.1f}")
+    print(f"- decode + default analyzers without text: {base / photos * 1e3:.1f}")
+    for name in variants:
+        print(f"- {name} / that: **{cpu[name] / base:.2f}**")
+
+
 # --- main ---------------------------------------------------------------------------------------
 
 
@@ -304,8 +370,13 @@ def main() -> None:
     parser.add_argument("--only-index-cost", action="store_true", help="skip the accuracy part")
     parser.add_argument("--index-cost", action="store_true", help="time pixdex index with/without")
     parser.add_argument("--rounds", type=int, default=3, help="index-cost rounds")
+    parser.add_argument(
+        "--analyzer-cost", action="store_true", help="CPU of each analyzer alone, per photo"
+    )
+    parser.add_argument("--against", type=Path, help="with --analyzer-cost: another checkout")
     parser.add_argument("--sweep", action="store_true", help="floors and detector sizes")
     parser.add_argument("--side", type=int, default=None, help="detector's longer side")
+    parser.add_argument("--gate", type=int, default=None, help="the gate's longer side (0: none)")
     parser.add_argument("--det", type=Path, help="another detector .onnx (comparisons)")
     parser.add_argument("--rec", type=Path, help="another recognizer .onnx")
     parser.add_argument("--charset", type=Path, help="its characters (default: its metadata)")
@@ -345,6 +416,8 @@ def main() -> None:
             kwargs["models"] = other_models(args)
         if side:
             kwargs["det_side"] = side
+        if args.gate is not None:
+            kwargs["gate_side"] = args.gate
         analyzer = TextAnalyzer(**kwargs)
         default_floor = analyzer.min_confidence
         print(f"\n## {analyzer.engine.version}")
@@ -404,6 +477,11 @@ def main() -> None:
                 f"- {what} s: {', '.join(f'{t:.1f}' for t in off)} / "
                 f"{', '.join(f'{t:.1f}' for t in on)}; ratio of medians **{ratio:.2f}×**"
             )
+        if args.rounds > 1:
+            pairs = [b[1] / a[1] for a, b in zip(times[False], times[True], strict=True)]
+            print(f"- CPU ratio round by round: {', '.join(f'{x:.2f}' for x in pairs)}")
+    if args.analyzer_cost:
+        analyzer_cost(args.rounds, args.against)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def text_gallery(tmp_path_factory: pytest.TempPathFactory, coco_dir: Path):
     folder.mkdir()
     for name in ("000000000151.jpg", "000000000094.jpg", FIXTURE["text_free"][0]):
         shutil.copy(coco_dir / "images" / name, folder / name)
-    settings = Settings(index=str(tmp / "index.db"), cache_dir=tmp / "cache")
+    settings = Settings(index=str(tmp / "index.db"), cache_dir=tmp / "cache", text=True)
     index = SqliteIndex(settings.index)
     summary = build_pipeline(settings, index).run(LocalSource(folder))
     assert summary.indexed == 3, summary

@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 from typer.testing import CliRunner
@@ -133,6 +134,62 @@ def test_word_filter(analyzer: TextAnalyzer, coco_dir: Path):
     right = WordFilter(regions=((0.5, 0.5, 0.5, 0.5),)).apply(found)
     assert {d.DetectedText for d in right} == {"bus"}
     assert WordFilter(min_confidence=100.1).apply(found) == []
+
+
+def test_a_photo_reads_the_same_alone_and_in_a_batch(analyzer: TextAnalyzer, coco_dir: Path):
+    """What is read in a photo does not depend on the photos analyzed with it (the recognizer
+    runs only crops of one width together: padding a short word to a long line's width changed
+    what was read), so `pixdex detect-text`, DetectText and the index agree."""
+    images = coco_dir / "images"
+    short = with_words(images / FIXTURE["text_free"][4], [("7", (50, 50), 40)])
+    long = with_words(images / FIXTURE["text_free"][5], [("WELCOME TO THE HARBOUR", (20, 90), 36)])
+    photos = [decode(jpeg(short)), decode((images / "000000000094.jpg").read_bytes())]
+    photos.append(decode(jpeg(long)))
+    together = analyzer.analyze(photos)
+    for photo, found in zip(photos, together, strict=True):
+        assert analyzer.analyze([photo])[0]["TextDetections"] == found["TextDetections"]
+    assert texts(together[0], "WORD") == ["7"]
+    assert texts(together[2], "LINE") == ["WELCOME TO THE HARBOUR"]
+
+
+def test_pipeline_runs_the_text_models_on_one_thread_per_batch():
+    """With several batches analyzed at once (the default), each text model session uses one
+    thread; with one batch at a time, all cores; a `threads` setting wins."""
+    from pixdex.config import Settings
+    from pixdex.models.classifier import available_cores
+
+    def threads(**settings: int) -> tuple[int, int]:
+        engine = TextAnalyzer.from_settings(Settings(**settings)).engine
+        return (
+            engine._det.get_session_options().intra_op_num_threads,
+            engine._rec.get_session_options().intra_op_num_threads,
+        )
+
+    assert threads(analysis_workers=2) == (1, 1)
+    assert threads(analysis_workers=1) == (available_cores(), available_cores())
+    assert threads(analysis_workers=2, threads=3) == (3, 3)
+
+
+def test_detector_input_is_imagenet_normalised_bgr(analyzer: TextAnalyzer, coco_dir: Path):
+    """The lookup-table normalisation gives exactly PaddleOCR's (x - mean) / std on BGR."""
+    image = Image.open(coco_dir / "images" / "000000000094.jpg").convert("RGB")
+    x = np.asarray(image, np.float32)[:, :, ::-1]
+    mean = np.array((0.485, 0.456, 0.406), np.float32) * 255.0
+    scale = 1.0 / (np.array((0.229, 0.224, 0.225), np.float32) * 255.0)
+    want = ((x - mean) * scale).transpose(2, 0, 1)[None]
+    assert np.array_equal(analyzer.engine._normalise(image), want)
+
+
+def test_gate_skips_photos_without_text(coco_dir: Path):
+    """With the optional gate (the detector at 320 px first), a photo whose small map shows
+    nothing gets no regions, and a photo with a sign is still read."""
+    gated = TextAnalyzer(gate_side=320)
+    images = coco_dir / "images"
+    free = decode((images / FIXTURE["text_free"][0]).read_bytes())
+    sign = decode(jpeg(with_words(images / FIXTURE["text_free"][0], [("PARKING", (40, 60), 40)])))
+    assert gated.engine.detect(free.image) == []
+    assert texts(gated.analyze([sign])[0], "WORD") == ["PARKING"]
+    assert "gate320" in gated.version
 
 
 def run(*args: str):

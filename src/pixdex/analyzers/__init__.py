@@ -40,5 +40,5 @@ def default_analyzers(settings: Settings) -> list[Analyzer]:
     if settings.text:
         from pixdex.analyzers.text import TextAnalyzer
 
-        analyzers.append(TextAnalyzer(threads=settings.threads))
+        analyzers.append(TextAnalyzer.from_settings(settings))
     return analyzers

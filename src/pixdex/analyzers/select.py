@@ -47,7 +47,7 @@ def _exif(settings: Settings) -> Any:
 def _text(settings: Settings) -> Any:
     from pixdex.analyzers.text import TextAnalyzer
 
-    return TextAnalyzer(threads=settings.threads)
+    return TextAnalyzer.from_settings(settings)
 
 
 def _rekognition(settings: Settings) -> Any:
