@@ -76,7 +76,7 @@ AnalyzerOpt = Annotated[
 ]
 
 TextOpt = Annotated[
-    bool | None, typer.Option("--text/--no-text", help="Read text in photos (OCR).")
+    bool | None, typer.Option("--text/--no-text", help="Read text in photos (OCR; off by default).")
 ]
 
 EXIT_PARTIAL = 1
