@@ -2,10 +2,11 @@
 
 The batcher's own rules (bounded queue, pixel budget, window, one bad image failing only its own
 request, cancelled requests skipped) are checked with run functions whose pace the test controls,
-on real decoded coco128 photos; then the real DetectLabels endpoint, served over a real socket
-with the real analyzers, batches concurrent requests, answers each as ``LabelDetector`` answers
-it alone, and refuses a flood with 503 + Retry-After (ThrottlingException) instead of queueing
-without bound, and answers again once the flood is over.
+on real decoded coco128 photos; then the real DetectLabels and DetectText endpoints, served over
+a real socket with the real analyzers, batch concurrent requests and answer each as
+``LabelDetector`` / ``TextDetector`` answer it alone (with its own MaxLabels, MinConfidence or
+Filters); a flood is refused with 503 + Retry-After (ThrottlingException) instead of queueing
+without bound, and answered again once it is over.
 """
 
 from __future__ import annotations
@@ -150,16 +151,13 @@ def test_a_bad_image_or_a_failing_analysis_fails_only_its_own_request(coco_image
 
 
 # --- the real endpoint --------------------------------------------------------------------------
-def _post(url: str, payload: bytes) -> tuple[int, http.client.HTTPMessage, dict]:
+def _post(
+    url: str, payload: bytes, path: str = "/rekognition/detect-labels"
+) -> tuple[int, http.client.HTTPMessage, dict]:
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
     try:
-        conn.request(
-            "POST",
-            "/rekognition/detect-labels",
-            payload,
-            {"Content-Type": "application/json"},
-        )
+        conn.request("POST", path, payload, {"Content-Type": "application/json"})
         response = conn.getresponse()
         return response.status, response.headers, json.loads(response.read())
     finally:
@@ -229,3 +227,27 @@ def test_detect_labels_answers_a_flood_with_503_and_retry_after(server, coco_ima
     assert all(a["Labels"] == answered[0]["Labels"] for a in answered)
     status, _, again = _post(url, body)  # the flood is over: answered again
     assert status == 200 and again["Labels"] == answered[0]["Labels"]
+
+
+def test_detect_text_batches_concurrent_requests_and_applies_each_ones_filters(
+    server, coco_dir: Path
+):
+    from pixdex.analyzers.text import TextDetector, WordFilter
+    from pixdex.config import Settings
+
+    app, url = server
+    stop_sign = (coco_dir / "images" / "000000000151.jpg").read_bytes()
+    plain = {"Image": {"Bytes": base64.b64encode(stop_sign).decode()}}
+    strict = {**plain, "Filters": {"WordFilter": {"MinConfidence": 100}}}
+    bodies = [json.dumps(strict if i % 2 else plain).encode() for i in range(8)]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        results = list(pool.map(lambda b: _post(url, b, "/rekognition/detect-text"), bodies))
+    assert [status for status, _, _ in results] == [200] * len(bodies)
+    stats = app.state.pixdex.text.batcher().stats
+    assert stats.images == len(bodies) and stats.largest > 1, stats
+    alone = TextDetector(Settings())
+    want_plain = alone.detect_bytes(stop_sign)
+    want_strict = alone.detect_bytes(stop_sign, WordFilter(min_confidence=100))
+    assert any(d["DetectedText"] == "STOP" for d in want_plain["TextDetections"])
+    for i, (_, _, answer) in enumerate(results):
+        assert answer == json.loads(json.dumps(want_strict if i % 2 else want_plain))
