@@ -50,7 +50,7 @@ class IndexHolder:
                 from pixdex.indexes import open_index
 
                 try:
-                    self._index = open_index(self._settings.index, self._settings)
+                    self._index = open_index(self._settings.index, self._settings, serving=True)
                 except IndexUnavailable:
                     raise
                 except Exception as exc:  # noqa: BLE001 - any open failure is "unavailable"
