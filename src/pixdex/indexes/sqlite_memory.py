@@ -17,8 +17,9 @@ itself may be reused after its deletion, which its identity (id, timestamp, docu
 shows. Queries with key-prefix or date filters are answered in SQL (a narrower case, and an
 easy one there).
 
-Memory: ~25 bytes per label term row (a name, parent or alias of a label): ~90 MB at 100,000
-photos of ~37 terms each.
+Memory: ~33 bytes per label term row (a name, parent or alias of a label) in numpy arrays, ~125 MB
+at 100,000 photos of ~37 terms each; the process grew by ~210 MB when loading that
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pixdex import memory
 from pixdex.indexes.base import Hit, SearchQuery, SearchResult
 from pixdex.indexes.words import query_phrase, query_tokens, term_keys, term_text
 from pixdex.records import Record
@@ -107,7 +109,7 @@ class MemorySearch:
         self.alive = np.zeros(0, bool)
         # rows by term (CSR) for the first ``indexed`` rows; rows appended since are scanned
         self.indexed = 0
-        self.by_term = np.zeros(0, np.int64)
+        self.by_term = np.zeros(0, np.int32)
         self.term_start = np.zeros(1, np.int64)
         # the rows that carry a label name, copied out contiguously (facets)
         self.named_rid = np.zeros(0, np.int32)
@@ -118,9 +120,8 @@ class MemorySearch:
         self.live = np.zeros(0, bool)
         self.key = np.zeros(0, object)
         self.bucket = np.zeros(0, np.int64)
-        self.rows_of: dict[int, tuple[int, int]] = {}
-        self.identity: dict[int, _Identity] = {}
         self.top = 0  # highest rowid loaded
+        self.top_identity: _Identity | None = None
         self.version: int | None = None
         self.dead_rows = 0
 
@@ -157,6 +158,7 @@ class MemorySearch:
                 finally:
                     self._db.execute("COMMIT")
             self._state = "ready"
+            memory.release()  # the load's transient buffers back to the OS
         except Exception:  # noqa: BLE001 - searches go on in SQL
             log.exception("in-memory search of %s unavailable; searching in SQL", self.path)
             self._state = "failed"
@@ -170,17 +172,15 @@ class MemorySearch:
         row = self._db.execute("SELECT COUNT(*), MAX(rid) FROM records").fetchone()
         count, top = row[0], row[1] or 0
         known = int(self.live.sum())
-        reused = bool(self.top) and self._identity(self.top) != self.identity.get(self.top)
+        reused = bool(self.top) and self._identity(self.top) != self.top_identity
         if count != known or top != self.top or reused:
             if known:
                 present = np.zeros(len(self.live), bool)
                 rows = self._db.execute("SELECT rid FROM records WHERE rid <= ?", (self.top,))
                 present[[r for (r,) in rows]] = True
-                gone = set(np.flatnonzero(self.live & ~present).tolist())
                 if reused:
-                    gone.add(self.top)
-                for rid in sorted(gone):
-                    self._drop(rid)
+                    present[self.top] = False
+                self._drop(self.live & ~present)
             self._add(self.top if reused else self.top + 1)
             self._reindex()
         if self.dead_rows > COMPACT_SHARE * max(1, len(self.rid)):
@@ -191,7 +191,7 @@ class MemorySearch:
         """After a change: the rows-by-term index (rebuilt when a tenth of the rows came after
         it) and the contiguous copy of the named rows."""
         if len(self.rid) - self.indexed > max(1000, self.indexed // 10):
-            self.by_term = np.argsort(self.term, kind="stable")
+            self.by_term = np.argsort(self.term, kind="stable").astype(np.int32)
             starts = np.arange(len(self.terms.ids) + 1)
             self.term_start = np.searchsorted(self.term[self.by_term], starts)
             self.indexed = len(self.rid)
@@ -207,72 +207,74 @@ class MemorySearch:
         ).fetchone()
         return _Identity(*row) if row else None
 
-    def _drop(self, rid: int) -> None:
-        start, end = self.rows_of.pop(rid, (0, 0))
-        self.alive[start:end] = False
-        self.dead_rows += end - start
-        self.live[rid] = False
-        self.identity.pop(rid, None)
+    def _drop(self, gone: np.ndarray) -> None:
+        """Forget the records marked in ``gone`` (a mask over rowids) and their rows."""
+        if not gone.any():
+            return
+        dead = self.alive & gone[self.rid]
+        self.dead_rows += int(dead.sum())
+        self.alive &= ~dead
+        self.live &= ~gone
 
     def _add(self, first: int) -> None:
         """Load records with rowid ≥ first and their label rows."""
         records = self._db.execute(
-            "SELECT rid, id, timestamp, length(doc), bucket, key FROM records WHERE rid >= ?",
-            (first,),
+            "SELECT rid, bucket, key FROM records WHERE rid >= ? ORDER BY rid", (first,)
         ).fetchall()
         if not records:
             return
-        top = max(r[0] for r in records)
+        top = records[-1][0]
         grow = top + 1 - len(self.live)
         if grow > 0:
             extra = max(grow, len(self.live) // 2)
             self.live = np.concatenate([self.live, np.zeros(extra, bool)])
             self.key = np.concatenate([self.key, np.empty(extra, object)])
             self.bucket = np.concatenate([self.bucket, np.full(extra, -1, np.int64)])
-        for rid, rec_id, ts, size, bucket, key in records:
-            self.live[rid] = True
-            self.key[rid] = key
-            self.bucket[rid] = self.buckets.setdefault(bucket, len(self.buckets))
-            self.identity[rid] = _Identity(rec_id, ts, size)
+        rids, buckets, keys = zip(*records, strict=True)
+        where = np.asarray(rids)
+        self.live[where] = True
+        self.key[where] = keys
+        self.bucket[where] = [self.buckets.setdefault(b, len(self.buckets)) for b in buckets]
         self.top = max(self.top, top)
-        rids: list[int] = []
-        terms: list[int] = []
-        confs: list[float] = []
-        names: list[int] = []
-        # A name counts once per photo in facets (SQL: COUNT(DISTINCT rid)), so when one photo
-        # has a label name twice, only its most confident row carries the name.
-        carrier: dict[int, int] = {}  # name id → index in the lists, for the current photo
-        base = len(self.rid)
-        for rid, term, conf, name in self._db.execute(
-            "SELECT rid, term, confidence, name FROM label_terms WHERE rid >= ? ORDER BY rid, tid",
-            (first,),
-        ):
-            if not rids or rids[-1] != rid:
-                carrier.clear()
-                self.rows_of[rid] = (base + len(rids), base + len(rids))
-            name_id = -1
-            if name is not None:
-                name_id = self.names.get(name, -1)
-                if name_id < 0:
-                    name_id = self.names[name] = len(self.name_list)
-                    self.name_list.append(name)
-                other = carrier.get(name_id)
-                if other is not None and confs[other] >= conf:
-                    name_id = -1
-                elif other is not None:
-                    names[other] = -1
-                if name_id >= 0:
-                    carrier[name_id] = len(rids)
-            rids.append(rid)
-            terms.append(self.terms.id(term))
-            confs.append(conf)
-            names.append(name_id)
-            self.rows_of[rid] = (self.rows_of[rid][0], base + len(rids))
-        self.rid = np.concatenate([self.rid, np.asarray(rids, np.int32)])
-        self.term = np.concatenate([self.term, np.asarray(terms, np.int32)])
-        self.conf = np.concatenate([self.conf, np.asarray(confs, np.float64)])
-        self.name = np.concatenate([self.name, np.asarray(names, np.int32)])
-        self.alive = np.concatenate([self.alive, np.ones(len(rids), bool)])
+        self.top_identity = self._identity(self.top)
+        del records, rids, buckets, keys
+        parts: list[tuple[np.ndarray, ...]] = []
+        sql = "SELECT rid, term, confidence, name FROM label_terms"
+        # from the start: the table in its own order, no index lookups for 3.7 M rows
+        cursor = (
+            self._db.execute(sql)
+            if first <= 1
+            else self._db.execute(sql + " WHERE rid >= ?", (first,))
+        )
+        # in chunks, converted column by column: 3.7 M rows at 100,000 photos would hold
+        # ~500 MB of Python objects at once, and a loop over rows takes ~10 s
+        while chunk := cursor.fetchmany(100_000):
+            rids, terms, confs, names = zip(*chunk, strict=True)
+            del chunk
+            for term in set(terms) - self.terms.ids.keys():
+                self.terms.id(term)
+            for name in set(names) - self.names.keys() - {None}:
+                self.names[name] = len(self.name_list)
+                self.name_list.append(name)
+            ids, named = self.terms.ids, self.names
+            parts.append(
+                (
+                    np.array(rids, np.int32),
+                    np.array([ids[t] for t in terms], np.int32),
+                    np.array(confs, np.float64),
+                    np.array([-1 if n is None else named[n] for n in names], np.int32),
+                )
+            )
+        if not parts:
+            return
+        rid, term, conf, name = (np.concatenate(column) for column in zip(*parts, strict=True))
+        del parts
+        _one_name_per_photo(rid, conf, name)
+        self.rid = np.concatenate([self.rid, rid])
+        self.term = np.concatenate([self.term, term])
+        self.conf = np.concatenate([self.conf, conf])
+        self.name = np.concatenate([self.name, name])
+        self.alive = np.concatenate([self.alive, np.ones(len(rid), bool)])
 
     # --- searching ----------------------------------------------------------------------------
     def handles(self, query: SearchQuery) -> bool:
@@ -398,3 +400,13 @@ class MemorySearch:
         with self._lock:
             self._db.close()
             self.terms.fts.close()
+
+
+def _one_name_per_photo(rid: np.ndarray, conf: np.ndarray, name: np.ndarray) -> None:
+    """A label name counts once per photo in facets (SQL: COUNT(DISTINCT rid)): when a photo
+    has a name twice, only its most confident row keeps it (in place)."""
+    rows = np.flatnonzero(name >= 0)
+    order = rows[np.lexsort((-conf[rows], name[rows], rid[rows]))]
+    repeat = np.zeros(len(order), bool)
+    repeat[1:] = (rid[order][1:] == rid[order][:-1]) & (name[order][1:] == name[order][:-1])
+    name[order[repeat]] = -1
