@@ -64,10 +64,13 @@ class Profile:
 
 
 def _thread_kind(head: str) -> str:
+    """py-spy names threads ``thread (TID): NAME``; the pipeline names its pools."""
     if "pixdex-fetch" in head:
         return "fetch/decode workers"
-    if "MainThread" in head or "process" in head:
-        return "main (analysis, writes)"
+    if "pixdex-analyze" in head:
+        return "analysis workers"
+    if "MainThread" in head:
+        return "main (listing, batching, writes)"
     return "other"
 
 
