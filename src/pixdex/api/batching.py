@@ -1,9 +1,12 @@
 """Micro-batching for the image endpoints: concurrent requests share one batched analyzer run.
 
-Why: the analyzers are several times cheaper per image in batches and use every core inside one
-run, so answering each request in its own thread (as the endpoint first did) made requests
-compete for the cores, ran no batches, and let every thread's decodes and ONNX Runtime buffers
-pile up in memory (measured: 3.5 req/s and RSS 350 MB → 1.48 GB over a load run). Here:
+Why: each analyzer run already uses every core (ONNX Runtime's threads), so answering each
+request in its own thread, as the endpoint first did, made requests compete for the cores and let
+every thread's decodes and ONNX Runtime buffers pile up in memory (issue 10 measured 3.5 req/s and
+RSS 350 MB → 1.48 GB over a load run); a fixed number of slots bounded that but still ran one
+image per model call. Here the analyzers see the same batches as in ``pixdex index``, one run
+per operation at a time, and what waits is bounded (docs/benchmarks.md has the throughput against
+the CLI's and the RSS over 10,000 requests):
 
 - a request is **admitted** only while fewer than ``max_queue`` requests are waiting (decoding or
   queued); beyond that, and beyond ``max_pixels`` decoded pixels waiting, it is refused at once
@@ -166,6 +169,8 @@ class ImageBatcher(Generic[Options]):
         pixels = image.image.width * image.image.height
         future: Future[Answer] = Future()
         with self._cond:
+            if self._closed:  # closed while this one was decoding: nobody would answer it
+                raise Overloaded("the server is shutting down", 1)
             if self._queue and self._queued_pixels + pixels > self.max_pixels:
                 raise self._refuse(f"{self._queued_pixels / 1e6:.0f} MP of images already waiting")
             self._queue.append(_Job(image, options, future, pixels))
