@@ -11,6 +11,7 @@ import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 import typer
@@ -245,7 +246,7 @@ def _remote_usage(pipeline: Any) -> list[tuple[str, str]]:
 
 
 @contextmanager
-def _progress(quiet: bool):
+def _progress(quiet: bool, description: str = "reading new/changed"):
     if quiet:
         yield None
         return
@@ -258,10 +259,10 @@ def _progress(quiet: bool):
     )
     with Progress(*columns, console=err) as bar:
 
-        def start(total: int):
+        def start(total: int | None):
             # Every object counted here is read; most are analyzed, some only hashed (touched
             # files with the same content): the summary after the bar says which.
-            task = bar.add_task("reading new/changed", total=total)
+            task = bar.add_task(description, total=total)
             return lambda n: bar.advance(task, n)
 
         yield start
@@ -646,6 +647,45 @@ def watch(
             watch_folder(folder, pipeline, stop_event=stop, polling=polling, on_change=report)
         except KeyboardInterrupt:
             stop.set()
+
+
+@app.command()
+def enqueue(
+    source: Annotated[str, typer.Argument(help="s3://bucket/prefix/ to back-fill")],
+    sqs_queue_url: Annotated[str, typer.Option(help="SQS queue that pixdex workers read.")],
+    endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint.")] = None,
+    sqs_endpoint_url: Annotated[str | None, typer.Option(help="SQS-compatible endpoint.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Back-fill a bucket through the queue: one message per object under SOURCE, for any number
+    of `pixdex worker` processes to drain (already indexed objects are skipped unread)."""
+    from pixdex.enqueue import enqueue as send_all
+    from pixdex.sources.s3 import S3Source
+    from pixdex.worker import sqs_client
+
+    if not source.startswith("s3://"):
+        raise _usage_error(f"enqueue takes an s3://bucket/prefix (workers read S3), not {source!r}")
+    for name, url in (("--sqs-queue-url", sqs_queue_url), ("--sqs-endpoint-url", sqs_endpoint_url)):
+        if url is not None:
+            try:
+                check_http_url(url)
+            except ValueError as exc:
+                raise _usage_error(f"{name}: {exc}") from None
+    settings = _settings(endpoint_url=endpoint_url)
+    with _fatal_errors():
+        src = S3Source.from_uri(source, settings)
+        sqs = sqs_client(endpoint_url=sqs_endpoint_url, region=settings.aws_region)
+        with _progress(quiet, "enqueueing") as progress:
+            advance = progress(None) if progress else None
+            stats_ = send_all(src.list(), sqs_queue_url, sqs, progress=advance)
+    err.print(f"enqueued {stats_.sent} of {stats_.listed} object(s) under {src.uri}")
+    _list_failures(
+        "not enqueued",
+        [SimpleNamespace(key=k, reason=r) for k, r in stats_.failed],
+        more="enqueue again: objects already indexed are skipped",
+    )
+    if stats_.failed:
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 @app.command()

@@ -11,7 +11,9 @@ import pytest
 
 from pixdex.indexes.base import Index
 
-BACKENDS = ["sqlite", "elasticsearch", "opensearch"]
+#: "sqlite-memory": SQLite answering label and text searches from its in-memory copy of the
+#: labels, as ``pixdex serve`` does (``indexes.sqlite_memory``)
+BACKENDS = ["sqlite", "sqlite-memory", "elasticsearch", "opensearch"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -20,10 +22,11 @@ def index_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
 
     def make() -> Index:
         name = f"pixdex-test-{uuid.uuid4().hex[:12]}"
-        if request.param == "sqlite":
+        if request.param.startswith("sqlite"):
             from pixdex.indexes.sqlite import SqliteIndex
 
-            index: Index = SqliteIndex(tmp_path / f"{name}.db")
+            memory = request.param == "sqlite-memory"
+            index: Index = SqliteIndex(tmp_path / f"{name}.db", memory_search=memory)
         else:
             from pixdex.indexes.elastic import ElasticIndex
 

@@ -75,13 +75,14 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     """The whole server. ``index`` given: used as is (and not closed on shutdown); otherwise
     ``settings.index`` is opened on first use and re-tried after a failure (503 until then)."""
     settings = settings or Settings()
+    metrics = Metrics()
     state = ApiState(
         settings=settings,
         index=IndexHolder(settings, index),
-        detector=DetectorHolder(settings),
+        detector=DetectorHolder(settings, metrics=metrics),
         thumbs=ThumbnailCache(Path(settings.cache_dir) / "thumbs"),
         s3=S3Access(settings),
-        metrics=Metrics(),
+        metrics=metrics,
         redact=_client_redactor(settings, index),
     )
 
@@ -93,6 +94,9 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         if webhooks is not None and hasattr(webhooks, "shutdown"):
             # Finish the MinIO events already accepted (200) before the index goes away.
             await run_in_threadpool(webhooks.shutdown, app)
+        await run_in_threadpool(state.detector.close)
+        await run_in_threadpool(state.text.close)
+        await run_in_threadpool(state.detector.decoding.shutdown)
         state.index.close()
 
     app = FastAPI(

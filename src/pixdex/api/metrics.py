@@ -12,6 +12,7 @@ the number of series.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
@@ -52,12 +53,30 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.batch_images = Histogram(
+            "pixdex_rekognition_batch_images",
+            "Images per batched analyzer run of the Rekognition-compatible endpoint.",
+            ("operation",),
+            buckets=(1, 2, 4, 8, 12, 16, 24, 32),
+            registry=self.registry,
+        )
+        self.refused = Counter(
+            "pixdex_rekognition_refused",
+            "Rekognition-compatible requests refused with 503 because the queue was full.",
+            ("operation",),
+            registry=self.registry,
+        )
         self.thumbnails = Counter(
             "pixdex_thumbnails",
             "Thumbnails served, by where they came from (memory, disk, made).",
             ("source",),
             registry=self.registry,
         )
+
+    def batch_observer(self, operation: str) -> Callable[[int, float], None]:
+        """What a micro-batcher calls after each batch: (images, seconds)."""
+        histogram = self.batch_images.labels(operation)
+        return lambda images, seconds: histogram.observe(images)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -10,15 +10,15 @@ Two doors to each operation:
 
 The responses are what ``pixdex detect-labels`` / ``pixdex detect-text`` print. Every action
 takes its body and image through ``rekognition_input`` (``parse_body``, ``request_image``:
-JPEG/PNG, 5 MB / 15 MB, 80–10,000 px, S3Object only from allowed buckets, HEAD before GET), and
-errors use Rekognition's shape (``{"__type": "InvalidImageFormatException", "Message": …}``) so
-SDKs raise the usual exceptions.
+JPEG/PNG, 5 MB / 15 MB, 80–10,000 px, S3Object only from allowed buckets, HEAD before GET), then
+through its operation's micro-batcher (``batching``: bounded decoding, batched analysis, 503 +
+Retry-After when the queue is full), and errors use Rekognition's shape (``{"__type":
+"InvalidImageFormatException", "Message": …}``) so SDKs raise the usual exceptions.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from time import perf_counter
 from typing import Any
@@ -27,6 +27,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from pixdex.api.batching import LabelOptions, Overloaded
 from pixdex.api.rekognition_input import (
     MAX_BODY,
     MAX_BYTES,
@@ -52,10 +53,6 @@ TARGET = "RekognitionService.DetectLabels"
 TEXT_TARGET = "RekognitionService.DetectText"
 #: DetectText's RegionsOfInterest: at most this many (Rekognition's limit)
 MAX_REGIONS = 10
-#: Decodes + analyses at once (labels and text alike): inference already uses every core, and
-#: each decode of a 10,000 x 10,000 PNG holds ~300 MB, so more in parallel only multiplies peak
-#: memory.
-ANALYSIS_SLOTS = threading.BoundedSemaphore(2)
 
 
 def _error(exc: RekognitionError) -> JSONResponse:
@@ -63,29 +60,50 @@ def _error(exc: RekognitionError) -> JSONResponse:
         {"__type": exc.kind, "Message": exc.message},
         status_code=exc.status,
         media_type=AMZ_JSON,
-        headers={"x-amzn-ErrorType": exc.kind, "x-amzn-RequestId": str(uuid.uuid4())},
+        headers={
+            "x-amzn-ErrorType": exc.kind,
+            "x-amzn-RequestId": str(uuid.uuid4()),
+            **exc.headers,
+        },
     )
 
 
-def _detect(state: ApiState, body: dict[str, Any]) -> dict[str, Any]:
+def _request(state: ApiState, body: dict[str, Any]) -> tuple[bytes, LabelOptions]:
+    """DetectLabels' image bytes and options, checked (blocking: may read from S3)."""
     max_labels = number(body, "MaxLabels", 0, None, integer=True)
     min_confidence = number(body, "MinConfidence", 0, 100)
     data = request_image(state, body)
+    options = LabelOptions(
+        max_labels=int(max_labels) if max_labels is not None else None,
+        min_confidence=min_confidence,
+    )
+    return data, options
+
+
+async def _detect(state: ApiState, body: dict[str, Any]) -> dict[str, Any]:
+    data, options = await run_in_threadpool(_request, state, body)
+    return await _batched(state, state.detector, data, options)
+
+
+async def _batched(state: ApiState, holder: Any, data: bytes, options: Any) -> dict[str, Any]:
+    """``data`` through the holder's micro-batcher (``api.batching``): concurrent requests are
+    decoded by a bounded pool and analyzed together; when too many are already waiting, the
+    answer is 503 ThrottlingException with Retry-After, which AWS SDKs retry with backoff."""
     try:
-        detector = state.detector.get()
+        batcher = await run_in_threadpool(holder.batcher)
     except Exception as exc:  # noqa: BLE001 - analyzers not installed / model not built
-        log.error("label analyzers unavailable: %s", exc)
+        log.error("%s: analyzers unavailable: %s", holder.operation, exc)
         raise RekognitionError(
-            503, "ServiceUnavailableException", f"label analyzers unavailable: {exc}"
+            503, "ServiceUnavailableException", f"analyzers unavailable: {exc}"
         ) from None
     start = perf_counter()
     try:
-        with ANALYSIS_SLOTS:
-            response = detector.detect_bytes(
-                data,
-                max_labels=int(max_labels) if max_labels is not None else None,
-                min_confidence=min_confidence,
-            )
+        response = await batcher.submit(data, options)
+    except Overloaded as exc:
+        state.metrics.refused.labels(holder.operation).inc()
+        raise RekognitionError(
+            503, "ThrottlingException", str(exc), {"Retry-After": str(exc.retry_after)}
+        ) from None
     except ImageError as exc:
         raise RekognitionError(400, "InvalidImageFormatException", str(exc)) from None
     state.metrics.detect_seconds.observe(perf_counter() - start)
@@ -141,31 +159,22 @@ def _text_filters(body: dict[str, Any]) -> Any:
     )
 
 
-def _detect_text(state: ApiState, body: dict[str, Any]) -> dict[str, Any]:
+def _text_request(state: ApiState, body: dict[str, Any]) -> tuple[bytes, Any]:
+    """DetectText's image bytes and filters, checked (blocking: may read from S3)."""
     filters = _text_filters(body)
-    data = request_image(state, body)
-    try:
-        detector = state.text.get()
-    except Exception as exc:  # noqa: BLE001 - models missing or damaged
-        log.error("text analyzer unavailable: %s", exc)
-        raise RekognitionError(
-            503, "ServiceUnavailableException", f"text analyzer unavailable: {exc}"
-        ) from None
-    start = perf_counter()
-    try:
-        with ANALYSIS_SLOTS:
-            response = detector.detect_bytes(data, filters)
-    except ImageError as exc:
-        raise RekognitionError(400, "InvalidImageFormatException", str(exc)) from None
-    state.metrics.detect_seconds.observe(perf_counter() - start)
-    return response
+    return request_image(state, body), filters
+
+
+async def _detect_text(state: ApiState, body: dict[str, Any]) -> dict[str, Any]:
+    data, filters = await run_in_threadpool(_text_request, state, body)
+    return await _batched(state, state.text, data, filters)
 
 
 async def _answer(request: Request, operation: Any = None) -> JSONResponse:
     state = get_state(request)
     try:
         body = parse_body(await read_body(request))
-        response = await run_in_threadpool(operation or _detect, state, body)
+        response = await (operation or _detect)(state, body)
     except RekognitionError as exc:
         return _error(exc)
     return JSONResponse(

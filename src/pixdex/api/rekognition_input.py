@@ -49,9 +49,12 @@ FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG"}
 
 
 class RekognitionError(Exception):
-    def __init__(self, status: int, kind: str, message: str) -> None:
+    def __init__(
+        self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.kind, self.message = status, kind, message
+        self.headers = headers or {}
 
 
 def invalid(message: str) -> RekognitionError:

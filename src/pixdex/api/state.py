@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from fastapi import Request
 
@@ -22,7 +23,11 @@ from pixdex.logs import Redactor
 
 if TYPE_CHECKING:
     from pixdex.analyzers.detect import LabelDetector
-    from pixdex.analyzers.text import TextDetector
+    from pixdex.analyzers.text import TextDetector, WordFilter
+    from pixdex.api.batching import DecodePool, ImageBatcher, LabelOptions
+
+Detector = TypeVar("Detector")
+Options = TypeVar("Options")
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +50,7 @@ class IndexHolder:
                 from pixdex.indexes import open_index
 
                 try:
-                    self._index = open_index(self._settings.index, self._settings)
+                    self._index = open_index(self._settings.index, self._settings, serving=True)
                 except IndexUnavailable:
                     raise
                 except Exception as exc:  # noqa: BLE001 - any open failure is "unavailable"
@@ -62,41 +67,99 @@ class IndexHolder:
                 self._index = None
 
 
-class DetectorHolder:
-    """The label analyzers for the Rekognition endpoint, loaded on first use (model load takes
-    seconds and memory; a server that only searches never pays for it)."""
+class _BatchedHolder(Generic[Detector, Options]):
+    """An endpoint's analyzer, loaded on first use (model load takes seconds and memory; a server
+    that only searches never pays for it), and the micro-batcher that runs concurrent requests
+    through it in batches (``api.batching``)."""
 
-    def __init__(self, settings: Settings, detector: LabelDetector | None = None) -> None:
+    operation = ""
+
+    def __init__(
+        self,
+        settings: Settings,
+        detector: Detector | None = None,
+        metrics: Metrics | None = None,
+        decoding: DecodePool | None = None,
+    ) -> None:
+        from pixdex.api.batching import DecodePool
+
         self._settings = settings
         self._detector = detector
+        self._metrics = metrics
+        #: shared by every image endpoint (``batching.DecodePool``)
+        self.decoding = decoding or DecodePool()
+        self._batcher: ImageBatcher[Options] | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> LabelDetector:
+    def _load(self) -> Detector:
+        raise NotImplementedError
+
+    def _make_batcher(
+        self, detector: Detector, on_batch: Callable[[int, float], None] | None
+    ) -> ImageBatcher[Options]:
+        raise NotImplementedError  # each endpoint's holder says how its batches run
+
+    def get(self) -> Detector:
         if self._detector is not None:
             return self._detector
         with self._lock:
             if self._detector is None:
-                from pixdex.analyzers.detect import LabelDetector
-
-                self._detector = LabelDetector(self._settings)
+                self._detector = self._load()
             return self._detector
 
-
-class TextDetectorHolder:
-    """The text analyzer for the DetectText endpoint, loaded on first use (like DetectorHolder)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._detector: TextDetector | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> TextDetector:
+    def batcher(self) -> ImageBatcher[Options]:
+        if self._batcher is not None:
+            return self._batcher
+        detector = self.get()
         with self._lock:
-            if self._detector is None:
-                from pixdex.analyzers.text import TextDetector
+            if self._batcher is None:
+                metrics = self._metrics
+                observe = metrics.batch_observer(self.operation) if metrics is not None else None
+                self._batcher = self._make_batcher(detector, observe)
+            return self._batcher
 
-                self._detector = TextDetector(self._settings)
-            return self._detector
+    def close(self) -> None:
+        """Answer the requests already queued, then stop the batch thread."""
+        with self._lock:
+            batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            batcher.close()
+
+
+class DetectorHolder(_BatchedHolder["LabelDetector", "LabelOptions"]):
+    """The label analyzers (classifier + object detector) for DetectLabels."""
+
+    operation = "DetectLabels"
+
+    def _load(self) -> LabelDetector:
+        from pixdex.analyzers.detect import LabelDetector
+
+        return LabelDetector(self._settings)
+
+    def _make_batcher(
+        self, detector: LabelDetector, on_batch: Callable[[int, float], None] | None
+    ) -> ImageBatcher[LabelOptions]:
+        from pixdex.api.batching import label_batcher
+
+        return label_batcher(detector, self._settings, on_batch, self.decoding)
+
+
+class TextDetectorHolder(_BatchedHolder["TextDetector", "WordFilter | None"]):
+    """The text analyzer for DetectText."""
+
+    operation = "DetectText"
+
+    def _load(self) -> TextDetector:
+        from pixdex.analyzers.text import TextDetector
+
+        return TextDetector(self._settings)
+
+    def _make_batcher(
+        self, detector: TextDetector, on_batch: Callable[[int, float], None] | None
+    ) -> ImageBatcher[WordFilter | None]:
+        from pixdex.api.batching import text_batcher
+
+        return text_batcher(detector, self._settings, on_batch, self.decoding)
 
 
 @dataclass
@@ -113,7 +176,9 @@ class ApiState:
     text: TextDetectorHolder = field(init=False)
 
     def __post_init__(self) -> None:
-        self.text = TextDetectorHolder(self.settings)
+        self.text = TextDetectorHolder(
+            self.settings, metrics=self.metrics, decoding=self.detector.decoding
+        )
 
 
 def get_state(request: Request) -> ApiState:

@@ -19,9 +19,13 @@ __all__ = ["Index", "IndexUnavailable", "SearchQuery", "SearchResult", "open_ind
 SERVER_SCHEMES = ("es+http://", "es+https://", "opensearch+http://", "opensearch+https://")
 
 
-def open_index(location: str, settings: Settings | None = None, *, create: bool = True) -> Index:
+def open_index(
+    location: str, settings: Settings | None = None, *, create: bool = True, serving: bool = False
+) -> Index:
     """The index at ``location``; ``create=False`` (read-only commands: search, stats) refuses
-    to create one that does not exist, with IndexUnavailable saying so."""
+    to create one that does not exist, with IndexUnavailable saying so. ``serving``: for a
+    long-lived process that answers searches (``pixdex serve``), where SQLite keeps its labels in
+    memory (``indexes.sqlite_memory``)."""
     if location.startswith(SERVER_SCHEMES):
         from pixdex.indexes.elastic import ElasticIndex
 
@@ -33,4 +37,4 @@ def open_index(location: str, settings: Settings | None = None, *, create: bool 
         )
     from pixdex.indexes.sqlite import SqliteIndex
 
-    return SqliteIndex(location.removeprefix("sqlite://"), create=create)
+    return SqliteIndex(location.removeprefix("sqlite://"), create=create, memory_search=serving)

@@ -34,6 +34,7 @@ from pixdex.indexes.base import (
     WriteError,
     date_range,
 )
+from pixdex.indexes.sqlite_memory import MemorySearch
 from pixdex.indexes.words import query_phrase, query_tokens, term_keys, term_text
 from pixdex.records import Failure, Record
 
@@ -112,7 +113,11 @@ def _fts_phrase(token: str) -> str:
 class SqliteIndex:
     """Index backed by one SQLite file (``:memory:`` works too, for throw-away use)."""
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, *, create: bool = True, memory_search: bool = False
+    ) -> None:
+        """``memory_search``: answer label and text searches from an in-memory copy of the labels
+        (``sqlite_memory``), for long-lived processes that search (``pixdex serve``)."""
         self.location = str(path)
         if self.location != ":memory:":
             file = Path(self.location).expanduser()
@@ -151,6 +156,9 @@ class SqliteIndex:
             raise IndexUnavailable(f"cannot open SQLite index {self.location}: {exc}") from exc
         # One connection shared by threads (API worker threads, pipeline): serialise use of it.
         self._lock = threading.RLock()
+        self._memory: MemorySearch | None = None
+        if memory_search and self.location != ":memory:":
+            self._memory = MemorySearch(str(Path(self.location).expanduser()))
 
     def _upgrade(self) -> None:
         """Bring a file written by an earlier pixdex to SCHEMA_VERSION, in the open transaction,
@@ -328,6 +336,19 @@ class SqliteIndex:
         ]
 
     def search(self, query: SearchQuery) -> SearchResult:
+        memory = self._memory
+        if memory is not None and memory.handles(query) and memory.ready():
+            try:
+                return memory.search(query)
+            except sqlite3.Error as exc:  # the same question in SQL below
+                log.warning("in-memory search failed, searching in SQL: %s", exc)
+        return self._search_sql(query)
+
+    def memory_ready(self, timeout: float = 600) -> bool:
+        """Wait until label searches are answered from memory (benchmarks, tests)."""
+        return self._memory is not None and self._memory.wait(timeout)
+
+    def _search_sql(self, query: SearchQuery) -> SearchResult:
         ctes: list[str] = []
         args: list[object] = []
         # One CTE per required label and per text token: (rid, c[, lab]) where c is the
@@ -456,6 +477,8 @@ class SqliteIndex:
         )
 
     def close(self) -> None:
+        if self._memory is not None:
+            self._memory.close()
         with self._lock:
             self._db.close()
 

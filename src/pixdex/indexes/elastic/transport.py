@@ -210,6 +210,22 @@ class Connection:
             raise IndexUnavailable(f"search failed on {self.location}: {reason(resp)}")
         return resp
 
+    def msearch(self, bodies: list[dict[str, Any]], index: str) -> list[dict[str, Any]]:
+        """Several searches in one request; the server runs them concurrently."""
+        lines = b"".join(
+            json.dumps(part, separators=(",", ":")).encode() + b"\n"
+            for body in bodies
+            for part in ({}, body)
+        )
+        status, resp = self.call("POST", f"/{index}/_msearch", body=lines, ndjson=True)
+        if status >= 300:
+            raise IndexUnavailable(f"search failed on {self.location}: {reason(resp)}")
+        answers = resp.get("responses", []) if isinstance(resp, dict) else []
+        for answer in answers:
+            if "error" in answer or len(answers) != len(bodies):
+                raise IndexUnavailable(f"search failed on {self.location}: {reason(answer)}")
+        return answers
+
     def scan(
         self, index: str, query: dict[str, Any], source: Any = True, size: int = 1000
     ) -> Iterator[dict[str, Any]]:

@@ -1,0 +1,210 @@
+"""(5) Search latency at 100,000 records on SQLite and OpenSearch.
+
+Records are synthetic but shaped like what the analyzers store: each takes the annotated objects
+of a random coco128 photo (real co-occurrences, real boxes as Instances) as object-detector
+labels with their parents from ``taxonomy/coco.json``, plus the ImageNet classifier's kind of
+output (a class, its WordNet parents at higher confidence, two weaker guesses) from
+``taxonomy/imagenet.json``, merged as the pipeline merges them. Confidences are drawn between
+the store floor (20) and 99, so confidence filters cut real fractions. Seeded: the same 100,000
+records every run.
+
+Queries go through the Index contract in this process (what the CLI, API and gallery call),
+``limit`` 20 and 10 facets, at the default floor of 55, and again with a confidence filter of 80.
+SQLite is measured both ways it searches: from its in-memory copy of the labels, as ``pixdex
+serve`` does, and in SQL, as a one-shot ``pixdex search`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from system.corpus import SHARED
+from system.servers import rss_mb
+
+QUERIES: list[tuple[str, dict[str, Any]]] = [
+    ("label Person (common)", {"labels": ["Person"]}),
+    ("label Dog", {"labels": ["Dog"]}),
+    ("label Giraffe (rare)", {"labels": ["Giraffe"]}),
+    ("label Vehicle (a parent)", {"labels": ["Vehicle"]}),
+    ("labels Person + Car", {"labels": ["Person", "Car"]}),
+    ("text 'dog'", {"text": "dog"}),
+    ("text 'traffic light'", {"text": "traffic light"}),
+]
+FLOORS = (55.0, 80.0)
+
+
+def _templates() -> list[list[tuple[str, tuple[float, float, float, float]]]]:
+    """Per coco128 photo: (COCO category name, box as fractions) of every annotated object."""
+    data = json.loads((SHARED / "data" / "coco128" / "annotations" / "instances.json").read_text())
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    sizes = {im["id"]: (im["width"], im["height"]) for im in data["images"]}
+    objects: dict[int, list] = {im["id"]: [] for im in data["images"]}
+    for a in data["annotations"]:
+        w, h = sizes[a["image_id"]]
+        x, y, bw, bh = a["bbox"]
+        objects[a["image_id"]].append((names[a["category_id"]], (bw / w, bh / h, x / w, y / h)))
+    return [objs for objs in objects.values()]
+
+
+def records(n: int, seed: int = 10) -> Iterator[Any]:
+    from pixdex.analyzers.base import merge_partials
+    from pixdex.models.detectors import COCO80
+    from pixdex.records import BoundingBox, Instance, Label, Named, Record
+    from pixdex.taxonomy import LabelInfo, coco, imagenet
+
+    vocab, tax = coco(), imagenet()
+    by_coco = {name: vocab.classes[i] for i, name in enumerate(COCO80)}
+    templates = _templates()
+    rng = random.Random(seed)
+
+    def label(info: LabelInfo, conf: float, instances: list[Instance]) -> Label:
+        return Label(
+            Name=info.name,
+            Confidence=round(conf, 3),
+            Instances=instances,
+            Parents=[Named(Name=p) for p in info.parents],
+            Aliases=[Named(Name=a) for a in info.aliases],
+            Categories=[Named(Name=c) for c in info.categories],
+        )
+
+    for i in range(n):
+        objects: list[Label] = []
+        parents: dict[str, float] = {}
+        found: dict[str, list[Instance]] = {}
+        for name, (w, h, left, top) in rng.choice(templates):
+            if rng.random() < 0.8:  # detectors miss some objects
+                conf = rng.uniform(20, 99)
+                box = BoundingBox(Width=w, Height=h, Left=left, Top=top)
+                found.setdefault(name, []).append(Instance(BoundingBox=box, Confidence=conf))
+        for name, instances in found.items():
+            info = by_coco[name]
+            best = max(x.Confidence for x in instances)
+            objects.append(label(info, best, instances[:25]))
+            for parent in info.parents:
+                parents[parent] = max(parents.get(parent, 0.0), best)
+        objects += [label(vocab.parents[p], c, []) for p, c in parents.items()]
+        guess = tax.classes[rng.randrange(len(tax.classes))]
+        top = rng.uniform(20, 95)
+        classified = [label(guess, top, [])]
+        for parent in guess.parents:
+            top = min(99.0, top + rng.uniform(0, 15))
+            info = tax.parents.get(parent)
+            if info is not None:
+                classified.append(label(info, top, []))
+        for _ in range(2):
+            weak = tax.classes[rng.randrange(len(tax.classes))]
+            classified.append(label(weak, rng.uniform(10, 30), []))
+        merged = merge_partials([{"Labels": objects}, {"Labels": classified}])
+        yield Record(
+            bucket="bench",
+            key=f"photos/{i // 1000:03d}/p{i:06d}.jpg",
+            uri=f"s3://bench/photos/{i // 1000:03d}/p{i:06d}.jpg",
+            size=rng.randint(20_000, 400_000),
+            width=640,
+            height=480,
+            format="JPEG",
+            timestamp=f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T10:00:00.000000",
+            analyzers={"labels": "synthetic", "objects": "synthetic"},
+            **merged,
+        )
+
+
+@dataclass
+class Latency:
+    backend: str
+    query: str
+    floor: float
+    total: int
+    p50_ms: float
+    p99_ms: float
+
+
+def fill(index: Any, n: int, batch: int = 1000, log=print) -> float:
+    """Write n records; returns seconds taken."""
+    t0 = time.perf_counter()
+    chunk: list[Any] = []
+    for record in records(n):
+        chunk.append(record)
+        if len(chunk) == batch:
+            errors = index.upsert(chunk)
+            assert not errors, errors[:3]
+            chunk = []
+    if chunk:
+        assert not index.upsert(chunk)
+    took = time.perf_counter() - t0
+    log(f"  wrote {n:,} records in {took:.0f} s")
+    return took
+
+
+def measure(index: Any, backend: str, rounds: int) -> list[Latency]:
+    from pixdex.indexes.base import SearchQuery
+
+    out = []
+    for floor in FLOORS:
+        for what, spec in QUERIES:
+            query = SearchQuery(**spec, min_confidence=floor, limit=20, facets=10)
+            for _ in range(3):
+                result = index.search(query)  # warm caches, as a server's are
+            samples = []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                result = index.search(query)
+                samples.append((time.perf_counter() - t0) * 1000)
+            samples.sort()
+            p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
+            out.append(Latency(backend, what, floor, result.total, statistics.median(samples), p99))
+    return out
+
+
+def sqlite_latencies(
+    n: int, rounds: int, folder: Path, sql_rounds: int = 10, log=print
+) -> tuple[list[Latency], float, float]:
+    """SQLite as ``pixdex serve`` searches it (labels in memory: ``indexes.sqlite_memory``) and
+    as one-shot ``pixdex search`` does (SQL; far slower, so fewer rounds). Also returns the
+    seconds the in-memory copy took to load and how much this process grew (MB) loading it."""
+    from pixdex.indexes.sqlite import SqliteIndex
+
+    path = folder / f"search-{n}.db"
+    writer = SqliteIndex(path)
+    if writer.stats().records != n:
+        fill(writer, n, log=log)
+    writer.close()
+    served = SqliteIndex(path, memory_search=True)
+    before = rss_mb(os.getpid())[0]
+    t0 = time.perf_counter()
+    if not served.memory_ready():
+        raise RuntimeError("the in-memory copy did not load")
+    load = time.perf_counter() - t0
+    grew = rss_mb(os.getpid())[0] - before
+    log(f"  in-memory copy of {n:,} records loaded in {load:.1f} s, RSS +{grew:.0f} MB")
+    try:
+        found = measure(served, "SQLite, pixdex serve (in memory)", rounds)
+    finally:
+        served.close()
+    one_shot = SqliteIndex(path)
+    try:
+        found += measure(one_shot, "SQLite, pixdex search (SQL)", sql_rounds)
+    finally:
+        one_shot.close()
+    return found, load, grew
+
+
+def opensearch_latencies(url: str, n: int, rounds: int, log=print) -> list[Latency]:
+    from pixdex.indexes import open_index
+
+    index = open_index(f"opensearch+{url}/search-bench?refresh=false")
+    try:
+        fill(index, n, log=log)
+        index.conn.call("POST", f"/{index.name}/_refresh")
+        index.conn.call("POST", f"/{index.name}/_forcemerge?max_num_segments=1")
+        return measure(index, "OpenSearch", rounds)
+    finally:
+        index.close()
