@@ -12,7 +12,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -311,6 +311,8 @@ class FaultProxy:
         self.bulk_ok = 0  # bulk requests forwarded
         self.bulk_limit: int | None = None  # go down after this many forwarded bulk requests
         self.rejected = 0
+        # called with (method, path) before a request is forwarded: lets a test act in between
+        self.before_forward: Callable[[str, str], None] | None = None
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -344,6 +346,8 @@ class FaultProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
+                if proxy.before_forward is not None:
+                    proxy.before_forward(self.command, self.path)
                 conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 conn.request(self.command, self.path, body=body, headers=headers)
@@ -431,6 +435,31 @@ def test_server_going_down_mid_run_reports_the_rest_and_a_rerun_completes(
 
 
 # --- conflicts and migration ---------------------------------------------------------------------
+
+
+def test_a_worker_that_loses_the_race_to_create_the_index_uses_the_winners(
+    server_url, opened, proxy
+) -> None:
+    """`pixdex worker` processes started together on a new index name race to create it. One
+    that finds no alias, and then finds the name taken because another pixdex created it in
+    between, must use that index (it used to exit with "not created by pixdex")."""
+    scheme, url = server_url
+    name = f"pixdex-race-{uuid.uuid4().hex[:8]}"
+    winner: list[ElasticIndex] = []
+
+    def create_meanwhile(method: str, path: str) -> None:
+        if method == "HEAD" and path.split("?")[0] == f"/{name}" and not winner:
+            winner.append(open_index(opened, scheme, url, name))
+
+    proxy.before_forward = create_meanwhile
+    loser = ElasticIndex.from_url(f"{scheme}+{proxy.url}/{name}?refresh=true")
+    try:
+        assert winner, "the proxy did not see the lookup it was to race"
+        assert loser.concrete == winner[0].concrete and len(loser.concrete) == 1
+        assert loser.upsert([record(1, ("Dog", 90.0))]) == []
+        assert winner[0].stats().records == 1
+    finally:
+        loser.close()  # the winner, in `opened`, drops the index
 
 
 def test_existing_non_pixdex_index_is_a_clear_error_and_can_be_copied(server_url, opened) -> None:

@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,15 +86,21 @@ def run(minio, sqs_server, search_url: str, uri: str, photos: int, workers: int)
     args = ["/usr/bin/time", "-v", sys.executable, "-m", "pixdex", "worker",
             "--sqs-queue-url", url, "--sqs-endpoint-url", sqs_server.endpoint,
             "--endpoint-url", minio.endpoint, "--index", index]  # fmt: skip
+    # stderr to files, not pipes: a worker's log must never fill a pipe nobody reads and stall it
+    with contextlib.ExitStack() as files:
+        logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in range(workers)]
+        return _drain(sqs, url, search_url, name, args, env, photos, workers, enqueue_s, logs)
+
+
+def _drain(sqs, url, search_url, name, args, env, photos, workers, enqueue_s, logs) -> ScaleRun:  # noqa: ANN001, PLR0913
     t0 = time.perf_counter()
-    procs = [
-        subprocess.Popen(args, env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
-        for _ in range(workers)
-    ]
+    procs = [subprocess.Popen(args, env=env, cwd=REPO, stderr=log) for log in logs]
+    failed = False
     try:
         while _waiting(sqs, url) or _count(search_url, name) < photos:
             if any(p.poll() is not None for p in procs):
-                raise RuntimeError("a worker exited: " + " ".join(p.stderr.read() for p in procs))
+                failed = True
+                break
             time.sleep(0.5)
         wall = time.perf_counter() - t0
     finally:
@@ -101,10 +108,16 @@ def run(minio, sqs_server, search_url: str, uri: str, photos: int, workers: int)
             # /usr/bin/time ignores SIGINT and forwards nothing: stop the worker (its child)
             # itself; SIGTERM makes it finish its batch, print its stats and exit
             _signal_children(p.pid)
+    errs = []
+    for p, log in zip(procs, logs, strict=True):
+        p.wait(timeout=120)
+        log.seek(0)
+        errs.append(log.read())
+    if failed:
+        raise RuntimeError("a worker exited: " + "\n".join(e[-2000:] for e in errs))
     cpu = rss = 0.0
     analyzed = redelivered = 0
-    for p in procs:
-        _, err = p.communicate(timeout=120)
+    for err in errs:
         cpu += _field(err, "User time (seconds)") + _field(err, "System time (seconds)")
         rss = max(rss, _field(err, "Maximum resident set size (kbytes)") / 1024)
         stats = re.search(r"WorkerStats\((.*?)\)", err.replace("\n", ""))

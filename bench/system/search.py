@@ -184,7 +184,7 @@ def sqlite_latencies(
         raise RuntimeError("the in-memory copy did not load")
     load = time.perf_counter() - t0
     grew = rss_mb(os.getpid())[0] - before
-    log(f"  in-memory copy of {n:,} records loaded in {load:.1f} s, RSS +{grew:.0f} MB")
+    log(f"  in-memory copy of {n:,} records loaded in {load:.1f} s, RSS {grew:+.0f} MB")
     try:
         found = measure(served, "SQLite, pixdex serve (in memory)", rounds)
     finally:

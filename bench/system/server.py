@@ -98,10 +98,12 @@ class Server:
     def __init__(self, folder: Path) -> None:
         self.port = free_port()
         env = clean_env()
+        # its log to a file, not a pipe nobody reads while it serves (a full pipe stalls it)
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pixdex", "serve", "--port", str(self.port),
              "--index", str(folder / "serve.db")],
-            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.log,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while True:
@@ -110,9 +112,8 @@ class Server:
                 break
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"pixdex serve did not start: {self.proc.stderr.read()}"
-                    ) from None
+                    self.log.seek(0)
+                    raise RuntimeError(f"pixdex serve did not start: {self.log.read()}") from None
                 time.sleep(0.2)
 
     def cpu_s(self) -> float:
@@ -128,6 +129,7 @@ class Server:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        self.log.close()
 
 
 def _load(

@@ -101,6 +101,13 @@ class ElasticIndex:
         else:
             exists, _ = conn.call("HEAD", f"/{self.name}")
             if exists == 200:
+                # Several workers started at once on a new index race to create it: the name
+                # may have become another pixdex's alias between the two calls above.
+                status, body = conn.call("GET", f"/_alias/{self.name}")
+                if status == 200 and body:
+                    self._check(sorted(body))
+                    self._ensure_failures()
+                    return
                 raise IndexUnavailable(self._conflict_message())
             if not create:
                 raise IndexUnavailable(f"no pixdex index {self.name!r} at {self.location}")
