@@ -90,6 +90,7 @@ class Run:
         self.args = args
         self.started = dt.datetime.now(dt.UTC)
         self.results: dict[str, Any] = {"machine": machine(), "load": {}, "args": vars(args)}
+        self.results["started"] = self.started.isoformat(timespec="seconds")
 
     @contextlib.contextmanager
     def section(self, name: str):
@@ -100,6 +101,8 @@ class Run:
         after = os.getloadavg()[0]
         self.results["load"][name] = (round(before, 1), round(after, 1))
         log(f"   {name}: {time.perf_counter() - t0:.0f} s (load average {after:.1f})")
+        if self.args.json:  # so far, after every section: a run cut short keeps what it measured
+            self.args.json.write_text(json.dumps(plain(self.results), indent=1, default=str))
 
     def put(self, name: str, value: Any) -> None:
         self.results[name] = value
@@ -131,8 +134,21 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(SECTIONS))
     ap.add_argument("--skip", default="")
     ap.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
-    ap.add_argument("--json", type=Path, help="also write the raw results here")
+    ap.add_argument(
+        "--json", type=Path, help="also write the raw results here (after each section)"
+    )
+    ap.add_argument(
+        "--report",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: write the docs from the raw results of an earlier run",
+    )
     args = ap.parse_args()
+    if args.report:
+        results = json.loads(args.report.read_text())
+        results.setdefault("finished", "(cut short)")
+        write_docs(results, args.no_doc)
+        return
     wanted = [s for s in args.only.split(",") if s and s not in args.skip.split(",")]
     unknown = set(wanted) - set(SECTIONS)
     if unknown:
@@ -219,13 +235,16 @@ def main() -> None:
 
     results = plain(run.results)
     results["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    results["started"] = run.started.isoformat(timespec="seconds")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    write_docs(results, args.no_doc)
+
+
+def write_docs(results: dict[str, Any], no_doc: bool) -> None:
     markdown = report.markdown(results)
     print()
     print(report.ratio_table(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1, default=str))
-    if not args.no_doc:
+    if not no_doc:
         report.write_doc(REPO / "docs" / "benchmarks.md", markdown)
         log("wrote docs/benchmarks.md")
         scaling = report.scaling(results)

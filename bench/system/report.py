@@ -324,7 +324,9 @@ REKOGNITION_TPS = (5, 50)
 
 
 def _money(x: float) -> str:
-    return f"${x:,.0f}" if x >= 100 else f"${x:,.2f}"
+    if x >= 100:
+        return f"${x:,.0f}"
+    return f"${x:,.2f}" if x >= 0.1 else f"${x:.4f}"  # per-1,000-photo figures are cents
 
 
 def _duration(seconds: float) -> str:
