@@ -52,9 +52,14 @@ def per_analyzer(photos: list[Path], rounds: int) -> None:
 
 
 def pipeline_speed(
-    folder: Path, rounds: int, detector: str | None, threads: int = 0, analysis_workers: int = 1
+    folder: Path,
+    rounds: int,
+    detector: str | None,
+    threads: int | None = None,
+    analysis_workers: int | None = None,
 ) -> None:
-    """``detector``: the object detector preset, or None for no object detector."""
+    """``detector``: the object detector preset, or None for no object detector; ``threads``
+    and ``analysis_workers``: the settings' defaults unless given."""
     from pixdex.config import load_settings
     from pixdex.indexes.sqlite import SqliteIndex
     from pixdex.pipeline import build_pipeline
@@ -64,12 +69,12 @@ def pipeline_speed(
     cold, warm = [], []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as tmp:
+            tuning = {"threads": threads, "analysis_workers": analysis_workers}
             settings = load_settings(
                 index=str(Path(tmp) / "index.db"),
                 objects=detector is not None,
                 detector=detector or "ssdlite",
-                threads=threads,
-                analysis_workers=analysis_workers,
+                **{k: v for k, v in tuning.items() if v is not None},
             )
             index = SqliteIndex(Path(tmp) / "index.db")
             pipeline = build_pipeline(settings, index)
@@ -83,7 +88,10 @@ def pipeline_speed(
             assert summary.unchanged == n, summary
             index.close()
     what = f"objects by {detector}" if detector else "without the object detector"
-    what += f", {threads or 'all'} model thread(s) × {analysis_workers} analysis worker(s)"
+    what += (
+        f", {settings.session_threads or 'all'} model thread(s) × {settings.analysis_workers}"
+        f" analysis worker(s), batch {settings.batch_size}"
+    )
     print(
         f"pixdex index, {n} images, {what}, empty index: {statistics.median(cold):.1f} img/s "
         f"(median of {rounds}; runs {', '.join(f'{x:.1f}' for x in cold)})"

@@ -110,6 +110,29 @@ def test_presets_are_all_runnable() -> None:
         assert ObjectDetectionAnalyzer.from_settings(Settings(threads=1), key).preset is preset
 
 
+def test_model_threads_follow_how_many_batches_run_at_once() -> None:
+    """A pipeline analyzing two batches at once (the default) runs each model session on one
+    thread; DetectLabels (CLI and server, one batch at a time) on every core; `threads` wins."""
+    from pixdex.analyzers import default_analyzers
+    from pixdex.analyzers.detect import LabelDetector
+    from pixdex.models.classifier import available_cores
+
+    def threads(analyzers) -> set[int]:
+        sessions = []
+        for a in analyzers:
+            if hasattr(a, "classifier"):
+                sessions.append(a.classifier._session)
+            sessions += [d.session for d in getattr(a, "detectors", [])]
+        assert len(sessions) == 3  # classifier + the default pair of detectors
+        return {s.get_session_options().intra_op_num_threads for s in sessions}
+
+    assert Settings().analysis_workers == 2
+    assert threads(default_analyzers(Settings())) == {1}
+    assert threads(LabelDetector(Settings()).analyzers) == {available_cores()}
+    assert threads(default_analyzers(Settings(analysis_workers=1))) == {available_cores()}
+    assert threads(default_analyzers(Settings(threads=3))) == {3}
+
+
 def test_coco80_matches_the_vocabulary() -> None:
     from pixdex.taxonomy import coco
 

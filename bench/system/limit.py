@@ -145,7 +145,8 @@ def measure_naive(paths: list[Path]) -> Naive:
 
     with tempfile.TemporaryDirectory() as tmp:
         index = SqliteIndex(Path(tmp) / "naive.db")
-        pipeline = Pipeline(default_analyzers(Settings()), index)
+        # one photo at a time: each model on every core, as a single stream of work gets them
+        pipeline = Pipeline(default_analyzers(Settings(analysis_workers=1)), index)
         folder = LocalSource(paths[0].parent)
         warm = pipeline.analyze_object(folder, folder.ref_for(paths[0]))
         index.upsert([warm])  # model sessions and lexicon loaded before the clock starts

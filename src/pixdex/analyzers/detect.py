@@ -20,7 +20,8 @@ class LabelDetector:
     def __init__(self, settings: Settings, analyzers: list[Analyzer] | None = None) -> None:
         self.settings = settings
         if analyzers is None:
-            analyzers = label_analyzers(settings)
+            # one batch at a time here (not a pipeline's several): every core for each model
+            analyzers = label_analyzers(settings.model_copy(update={"analysis_workers": 1}))
         self.analyzers = analyzers
         self.min_side = max(a.min_side for a in analyzers)
 

@@ -72,7 +72,7 @@ class LabelAnalyzer:
         classifier = Classifier(
             settings.model,
             cache_dir=Path(settings.cache_dir) if settings.cache_dir else None,
-            threads=settings.threads,
+            threads=settings.session_threads,
             quantized=settings.quantized,
         )
         # What is stored: every label down to store_min_confidence (so a search, or a

@@ -93,7 +93,7 @@ class ObjectDetectionAnalyzer:
         cls, settings: Settings, preset: str | None = None
     ) -> ObjectDetectionAnalyzer:
         chosen = PRESETS[preset or settings.detector]
-        detectors = [DETECTORS[key](threads=settings.threads) for key in chosen.detectors]
+        detectors = [DETECTORS[key](threads=settings.session_threads) for key in chosen.detectors]
         # stored down to the store floor: search and DetectLabels apply their own floor
         return cls(detectors, chosen, min_confidence=settings.store_min_confidence)
 

@@ -60,13 +60,10 @@ class TextAnalyzer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TextAnalyzer:
-        """The analyzer a pipeline runs. Unless ``threads`` is set, its ONNX Runtime sessions
-        run on one thread when the pipeline analyzes several batches at once
-        (``analysis_workers`` > 1): those batches already keep the cores busy, and a second
-        intra-op thread per session only adds hand-over work (coco128, 2 cores: 6–18 %
-        less CPU for the same text in the runs of docs/text.md)."""
-        threads = settings.threads or (1 if settings.analysis_workers > 1 else 0)
-        return cls(threads=threads)
+        """The analyzer a pipeline runs, its sessions on ``settings.session_threads`` threads
+        (one per batch when several are analyzed at once: 6–18 % less CPU for the same text on
+        coco128, docs/text.md)."""
+        return cls(threads=settings.session_threads)
 
     # --- the Analyzer contract ------------------------------------------------------------------
     def analyze(self, images: Sequence[DecodedImage]) -> list[dict[str, Any]]:
