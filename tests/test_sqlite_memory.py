@@ -112,6 +112,21 @@ def test_memory_answers_exactly_what_sql_answers(index: SqliteIndex, coco_dir: P
     check_all(index)
 
 
+def test_the_copy_reports_what_it_holds(index: SqliteIndex, coco_dir: Path):
+    """`nbytes` (what bench_system reports for the copy) counts its arrays and keys, and grows
+    with the records."""
+    index.upsert(make_records(coco_dir, 200))
+    assert index.memory_ready()
+    small = index._memory.nbytes()
+    index.upsert(make_records(coco_dir, 800, seed=2, bucket="more"))
+    assert index.memory_ready()
+    index.search(SearchQuery(labels=["Person"]))  # brings the copy up to date
+    rows = len(index._memory.rid)
+    assert rows > 0 and small > 0
+    assert index._memory.nbytes() > 3 * small
+    assert index._memory.nbytes() >= rows * (4 + 4 + 8 + 4 + 1)  # one label-term row at least
+
+
 def test_memory_follows_writes_deletes_and_a_reused_top_rowid(
     index: SqliteIndex, coco_dir: Path, tmp_path: Path
 ):

@@ -224,8 +224,8 @@ def _search(results: dict[str, Any]) -> list[str]:
         out.append(
             f"\n`pixdex serve` loads its in-memory copy of the labels in "
             f"{results['search_memory_load_s']:.1f} s at {n:,} records (in the background: "
-            "searches are answered in SQL meanwhile); the process grew by "
-            f"{results.get('search_memory_mb', 0):.0f} MB."
+            "searches are answered in SQL meanwhile); the copy holds "
+            f"{results.get('search_memory_mb', 0):.0f} MB (its arrays, keys and names)."
         )
     return [*out, ""]
 

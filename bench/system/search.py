@@ -169,7 +169,7 @@ def sqlite_latencies(
 ) -> tuple[list[Latency], float, float]:
     """SQLite as ``pixdex serve`` searches it (labels in memory: ``indexes.sqlite_memory``) and
     as one-shot ``pixdex search`` does (SQL; far slower, so fewer rounds). Also returns the
-    seconds the in-memory copy took to load and how much this process grew (MB) loading it."""
+    seconds the in-memory copy took to load and the MB it holds."""
     from pixdex.indexes.sqlite import SqliteIndex
 
     path = folder / f"search-{n}.db"
@@ -183,8 +183,12 @@ def sqlite_latencies(
     if not served.memory_ready():
         raise RuntimeError("the in-memory copy did not load")
     load = time.perf_counter() - t0
-    grew = rss_mb(os.getpid())[0] - before
-    log(f"  in-memory copy of {n:,} records loaded in {load:.1f} s, RSS {grew:+.0f} MB")
+    rss = rss_mb(os.getpid())[0] - before
+    grew = served._memory.nbytes() / 1e6  # noqa: SLF001 - the copy's own size
+    log(
+        f"  in-memory copy of {n:,} records loaded in {load:.1f} s: {grew:.0f} MB of arrays and"
+        f" keys (process RSS {rss:+.0f} MB: the load also hands back what writing freed)"
+    )
     try:
         found = measure(served, "SQLite, pixdex serve (in memory)", rounds)
     finally:

@@ -138,6 +138,16 @@ class MemorySearch:
             threading.Thread(target=self._load, name="pixdex-memory-search", daemon=True).start()
         return False
 
+    def nbytes(self) -> int:
+        """Bytes the copy holds: its arrays, and the keys and names they point to (benchmarks;
+        the process's RSS also moves with what the load freed and handed back)."""
+        import sys
+
+        arrays = sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
+        strings = sum(sys.getsizeof(k) for k in self.key if k is not None)
+        strings += sum(sys.getsizeof(n) for n in self.name_list)
+        return arrays + strings
+
     def wait(self, timeout: float = 600) -> bool:
         """Block until the copy is loaded (benchmarks, tests); whether it is."""
         import time
