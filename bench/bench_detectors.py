@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO / "src"))
 SHARED = Path(os.environ.get("PIXDEX_SHARED", REPO.parent / "shared"))
 
 from pixdex.analyzers.objects import PRESETS, ObjectDetectionAnalyzer  # noqa: E402
+from pixdex.config import Settings  # noqa: E402
 from pixdex.imaging import decode  # noqa: E402
 from pixdex.models.classifier import available_cores  # noqa: E402
 from pixdex.models.detectors import DETECTORS, fuse  # noqa: E402
@@ -53,7 +54,7 @@ def main() -> int:
         f"{available_cores()} cores; {len(paths)} coco128 photos, best of {args.rounds}"
     )
     analyzer = ObjectDetectionAnalyzer.from_settings(
-        type("S", (), {"detector": "ssdlite+nanodet", "threads": 1, "store_min_confidence": 20})
+        Settings(detector="ssdlite+nanodet", threads=1, store_min_confidence=20)
     )
     images = [decode(p.read_bytes(), min_side=analyzer.min_side).image for p in paths]
     n = len(images)

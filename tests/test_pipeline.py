@@ -225,3 +225,36 @@ def test_killed_run_loses_nothing_already_indexed(tmp_path: Path, coco_images: l
     index = SqliteIndex(db)
     assert index.stats().records == 48
     index.close()
+
+
+def test_a_few_photos_are_split_evenly_over_the_analysis_workers(photos: Path, tmp_path: Path):
+    """An event's handful of photos (an SQS message batch of 10) goes to the analysis workers in
+    equal batches, so that with one model thread per batch no core waits while the other
+    analyzes most of them; a back-fill still uses full batches."""
+    sizes: list[int] = []
+
+    class Sizes:
+        name, version, min_side = "sizes", "1", 0
+
+        def analyze(self, images):
+            sizes.append(len(images))
+            return [{"Labels": []} for _ in images]
+
+    index = SqliteIndex(tmp_path / "index.db")
+    pipeline = Pipeline([Sizes()], index, batch_size=8, workers=2, analysis_workers=2)
+    source = LocalSource(photos)
+    refs = list(source.list())
+    assert len(refs) == 10
+    assert pipeline.process(source, refs).indexed == 10
+    assert sorted(sizes) == [5, 5]
+    sizes.clear()
+    assert pipeline.process(source, refs[:3], force=True).indexed == 3
+    assert sorted(sizes) == [1, 2]
+    sizes.clear()
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(40):
+        shutil.copy(next((photos / "sub dir").iterdir()), many / f"{i}.jpg")
+    assert pipeline.run(LocalSource(many)).indexed == 40
+    assert sizes == [8] * 5
+    index.close()

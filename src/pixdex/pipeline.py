@@ -199,6 +199,10 @@ class Pipeline:
         summary = Summary()
         batch: list[_Fetched] = []
         write_failures = 0
+        # A few photos (an SQS message batch of 10, a webhook, a watch event) are split evenly
+        # over the analysis workers: with one model thread per batch (Settings.session_threads),
+        # 8 + 2 would leave a core idle while the 8 are analyzed.
+        batch_size = max(1, min(self.batch_size, -(-len(todo) // self.analysis_workers)))
         # batches being analyzed, oldest first; written (in this thread) in that order
         inflight: deque[tuple[list[_Fetched], Future[dict[int, Any]]]] = deque()
 
@@ -220,7 +224,7 @@ class Pipeline:
                     self._record_failures([item.failure], summary)
                     continue
                 batch.append(item)
-                if len(batch) >= self.batch_size:
+                if len(batch) >= batch_size:
                     inflight.append((batch, pool.submit(self._analyze_batch, batch)))
                     batch = []
                     write_until(self.analysis_workers - 1)
