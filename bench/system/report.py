@@ -224,8 +224,13 @@ def _search(results: dict[str, Any]) -> list[str]:
         out.append(
             f"\n`pixdex serve` loads its in-memory copy of the labels in "
             f"{results['search_memory_load_s']:.1f} s at {n:,} records (in the background: "
-            "searches are answered in SQL meanwhile); the copy holds "
-            f"{results.get('search_memory_mb', 0):.0f} MB (its arrays, keys and names)."
+            "searches are answered in SQL meanwhile); "
+            + (
+                "its size was not measured in this run."
+                if results.get("search_memory_mb") is None
+                else f"the copy holds {results['search_memory_mb']:.0f} MB (its arrays, keys"
+                " and names)."
+            )
         )
     return [*out, ""]
 
