@@ -96,41 +96,40 @@ class ElasticIndex:
         if conn.http.flavor == "es" and versions:
             conn.http.compat = max(7, min(int(v.split(".")[0]) for v in versions))
         status, body = conn.call("GET", f"/_alias/{self.name}")
-        if status == 200 and body:
-            self._check(sorted(body))
-        else:
+        if not (status == 200 and body):
             exists, _ = conn.call("HEAD", f"/{self.name}")
             if exists == 200:
                 # Several workers started at once on a new index race to create it: the name
                 # may have become another pixdex's alias between the two calls above.
                 status, body = conn.call("GET", f"/_alias/{self.name}")
-                if status == 200 and body:
-                    self._check(sorted(body))
-                    self._ensure_failures()
-                    return
-                raise IndexUnavailable(self._conflict_message())
-            if not create:
+                if not (status == 200 and body):
+                    raise IndexUnavailable(self._conflict_message())
+            elif not create:
                 raise IndexUnavailable(f"no pixdex index {self.name!r} at {self.location}")
-            self.put_template()
-            concrete = self.new_index_name()
-            status, body = conn.call(
-                "PUT", f"/{concrete}", body={"aliases": {self.name: {"is_write_index": True}}}
-            )
-            if (
-                status >= 300
-                and "already_exists" not in reason(body)
-                and "alias" not in reason(body)
-            ):
-                raise IndexUnavailable(
-                    f"cannot create index {concrete} on {self.location}: {reason(body)}"
-                )
-            status, body = conn.call("GET", f"/_alias/{self.name}")
-            if status != 200:
-                raise IndexUnavailable(
-                    f"cannot create alias {self.name} on {self.location}: {reason(body)}"
-                )
-            self._check(sorted(body))
+            else:
+                body = self._create()
+        self._check(sorted(body))
         self._ensure_failures()
+
+    def _create(self) -> dict[str, Any]:
+        """Make the index (template, then a concrete index behind the alias) and return the
+        alias's indexes; another pixdex creating it at the same time is fine."""
+        conn = self.conn
+        self.put_template()
+        concrete = self.new_index_name()
+        status, body = conn.call(
+            "PUT", f"/{concrete}", body={"aliases": {self.name: {"is_write_index": True}}}
+        )
+        if status >= 300 and "already_exists" not in reason(body) and "alias" not in reason(body):
+            raise IndexUnavailable(
+                f"cannot create index {concrete} on {self.location}: {reason(body)}"
+            )
+        status, body = conn.call("GET", f"/_alias/{self.name}")
+        if status != 200:
+            raise IndexUnavailable(
+                f"cannot create alias {self.name} on {self.location}: {reason(body)}"
+            )
+        return body
 
     def _conflict_message(self) -> str:
         status, body = self.conn.call("GET", f"/{self.name}/_mapping")
