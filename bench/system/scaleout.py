@@ -89,30 +89,26 @@ def run(minio, sqs_server, search_url: str, uri: str, photos: int, workers: int)
     # stderr to files, not pipes: a worker's log must never fill a pipe nobody reads and stall it
     with contextlib.ExitStack() as files:
         logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in range(workers)]
-        return _drain(sqs, url, search_url, name, args, env, photos, workers, enqueue_s, logs)
-
-
-def _drain(sqs, url, search_url, name, args, env, photos, workers, enqueue_s, logs) -> ScaleRun:  # noqa: ANN001, PLR0913
-    t0 = time.perf_counter()
-    procs = [subprocess.Popen(args, env=env, cwd=REPO, stderr=log) for log in logs]
-    failed = False
-    try:
-        while _waiting(sqs, url) or _count(search_url, name) < photos:
-            if any(p.poll() is not None for p in procs):
-                failed = True
-                break
-            time.sleep(0.5)
-        wall = time.perf_counter() - t0
-    finally:
-        for p in procs:
-            # /usr/bin/time ignores SIGINT and forwards nothing: stop the worker (its child)
-            # itself; SIGTERM makes it finish its batch, print its stats and exit
-            _signal_children(p.pid)
-    errs = []
-    for p, log in zip(procs, logs, strict=True):
-        p.wait(timeout=120)
-        log.seek(0)
-        errs.append(log.read())
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen(args, env=env, cwd=REPO, stderr=log) for log in logs]
+        failed = False
+        try:
+            while _waiting(sqs, url) or _count(search_url, name) < photos:
+                if any(p.poll() is not None for p in procs):
+                    failed = True
+                    break
+                time.sleep(0.5)
+            wall = time.perf_counter() - t0
+        finally:
+            for p in procs:
+                # /usr/bin/time ignores SIGINT and forwards nothing: stop the worker (its child)
+                # itself; SIGTERM makes it finish its batch, print its stats and exit
+                _signal_children(p.pid)
+        errs = []
+        for p, log in zip(procs, logs, strict=True):
+            p.wait(timeout=120)
+            log.seek(0)
+            errs.append(log.read())
     if failed:
         raise RuntimeError("a worker exited: " + "\n".join(e[-2000:] for e in errs))
     cpu = rss = 0.0
