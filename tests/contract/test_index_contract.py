@@ -338,11 +338,39 @@ def test_tiers_with_a_label_filter_and_pages(index: Index) -> None:
         ("dogs-folder/cat.jpg", 0.0),
     ]
     whole = [k for k, _ in ranked(index, "dog")]
-    pages = [
-        [h.record.key.removeprefix("t/") for h in index.search(q).hits]
-        for q in (SearchQuery(text="dog", limit=3, offset=o, facets=0) for o in range(0, 9, 3))
+    for size in (1, 2, 3, 4):  # pages that end on a tier's edge and pages across it
+        pages = [
+            [h.record.key.removeprefix("t/") for h in index.search(q).hits]
+            for q in (
+                SearchQuery(text="dog", limit=size, offset=o, facets=0) for o in range(0, 9, size)
+            )
+        ]
+        assert [k for page in pages for k in page] == whole, size
+        assert index.search(SearchQuery(text="dog", limit=size, offset=2)).total == len(whole)
+
+
+def test_ties_within_a_tier_go_by_key_not_by_other_labels(index: Index) -> None:
+    # equal Dog labels: the Hot Dog (more confident, and containing "dog") of one must not
+    # lift it above the other; neither for the label query
+    assert (
+        index.upsert(
+            [
+                rec("t/b.jpg", label("Dog", 80.0, ["Animal"]), label("Hot Dog", 95.0, ["Food"])),
+                rec("t/a.jpg", label("Dog", 80.0, ["Animal"])),
+                rec("t/c.jpg", label("Hot Dog", 90.0, ["Food"]), label("Corn Dog", 90.0)),
+                rec("t/d.jpg", label("Corn Dog", 90.0, ["Food"])),
+            ]
+        )
+        == []
+    )
+    assert ranked(index, "dog") == [
+        ("a.jpg", 80.0),
+        ("b.jpg", 80.0),
+        ("c.jpg", 90.0),
+        ("d.jpg", 90.0),
     ]
-    assert [k for page in pages for k in page] == whole
+    assert keys(index, SearchQuery(labels=["dog"])) == ["t/a.jpg", "t/b.jpg"]
+    assert keys(index, SearchQuery(labels=["food"])) == ["t/b.jpg", "t/c.jpg", "t/d.jpg"]
 
 
 # --- filters, facets, pagination -----------------------------------------------------------------

@@ -371,6 +371,9 @@ class ElasticIndex:
         return [Failure.model_validate(h["_source"]) for h in body["hits"]["hits"]]
 
     def search(self, search: SearchQuery) -> SearchResult:
+        plan = query.sorted_plan(search)
+        if plan is not None:
+            return self._search_sorted(search, plan)
         body, score = query.search_body(search)
         aggs = body.pop("aggs", None)
         if aggs is None:
@@ -389,6 +392,45 @@ class ElasticIndex:
         aggs = resp.get("aggregations", {})
         facets = query.label_buckets(aggs.get("facets")) if search.facets else []
         return SearchResult(total=resp["hits"]["total"]["value"], hits=hits, facets=facets)
+
+    def _search_sorted(self, search: SearchQuery, plan: query.SortedPlan) -> SearchResult:
+        """The page from the tiers' sorted legs, in tier order; the total, the facets and the
+        first tier's size from one unscored search of the match set, sent with the first leg
+        (the server runs them side by side). A second leg is searched only when the page
+        reaches past the first tier."""
+        source = {"excludes": ["pixdex_*", "Labels.pixdex_*"]}
+
+        def leg(i: int, start: int, size: int) -> dict[str, Any]:
+            return {
+                "from": start,
+                "size": size,
+                "track_total_hits": False,
+                "_source": source,
+                "query": {"bool": {"filter": [plan.match, plan.legs[i].filter]}},
+                "sort": plan.legs[i].sort,
+            }
+
+        aggs: dict[str, Any] = {"first_tier": {"filter": plan.legs[0].filter}}
+        if search.facets:
+            aggs["facets"] = query.label_agg(search.facets, search.min_confidence)
+        count = {"size": 0, "track_total_hits": True, "query": plan.match, "aggs": aggs}
+        first, counted = self.conn.msearch([leg(0, search.offset, search.limit), count], self.name)
+        found = first["hits"]["hits"]
+        counts = counted.get("aggregations", {})
+        tier = int(counts["first_tier"]["doc_count"])
+        total = int(counted["hits"]["total"]["value"])
+        more = len(found) < search.limit and search.offset + len(found) < total
+        if len(plan.legs) == 2 and more:
+            # the second tier's page begins where the page passes the first tier
+            start = max(0, search.offset - tier)
+            resp = self.conn.search(leg(1, start, search.limit - len(found)), self.name)
+            found = found + resp["hits"]["hits"]
+        hits = []
+        for hit in found:
+            record = to_record(hit["_source"])
+            hits.append(Hit(record, float(plan.score(record))))
+        facets = query.label_buckets(counts.get("facets")) if search.facets else []
+        return SearchResult(total=total, hits=hits, facets=facets)
 
     def stats(self) -> IndexStats:
         resp = self.conn.search(
