@@ -28,7 +28,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from pixdex import __version__, logs
+from pixdex import __version__, logs, memory
 from pixdex.api.errors import ApiError, install_error_handlers
 from pixdex.api.guard import Guard, GuardPolicy
 from pixdex.api.media import LocalFile, S3Access, locate, media_type, read_bytes
@@ -90,6 +90,8 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # what is loaded by now (libraries, the app) lives as long as the server (memory.py)
+        memory.freeze_long_lived()
         yield
         if webhooks is not None and hasattr(webhooks, "shutdown"):
             # Finish the MinIO events already accepted (200) before the index goes away.
@@ -98,6 +100,7 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         await run_in_threadpool(state.text.close)
         await run_in_threadpool(state.detector.decoding.shutdown)
         state.index.close()
+        memory.thaw()
 
     app = FastAPI(
         title="pixdex",

@@ -24,7 +24,6 @@ at 100,000 photos of ~37 terms each; the process grew by ~210 MB when loading th
 
 from __future__ import annotations
 
-import gc
 import logging
 import sqlite3
 import threading
@@ -170,12 +169,10 @@ class MemorySearch:
                     self._db.execute("COMMIT")
             self._state = "ready"
             memory.release()  # the load's transient buffers back to the OS
-            # What the process holds now (the copy, the models, the app) lives as long as the
-            # server: out of the cyclic collector's way, or every full collection walks all of
-            # it in the middle of a search (100,000 records: p99 40-56 ms with it, 11-23 ms
-            # frozen, medians 8-20 ms either way; docs/benchmarks.md).
-            gc.collect()
-            gc.freeze()
+            # The copy lives as long as the server: out of the cyclic collector's way, or every
+            # full collection walks all of it in the middle of a search (100,000 records: p99
+            # 40-56 ms with it, 11-23 ms frozen, medians 8-20 ms either way; docs/benchmarks.md)
+            memory.freeze_long_lived()
         except Exception:  # noqa: BLE001 - searches go on in SQL
             log.exception("in-memory search of %s unavailable; searching in SQL", self.path)
             self._state = "failed"
