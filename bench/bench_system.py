@@ -212,6 +212,7 @@ def main() -> None:
                     need("opensearch").url, args.search_records, args.search_rounds, log=log
                 )
                 run.put("search", found)
+                run.put("search_warm_passes", search.WARM_PASSES)
         if "scaleout" in wanted:
             with run.section("scaleout"):
                 minio, search_server, sqs = need("minio"), need("opensearch"), need("elasticmq")

@@ -207,10 +207,12 @@ def _search(results: dict[str, Any]) -> list[str]:
     if not found:
         return []
     n = results["args"]["search_records"]
+    warm = results.get("search_warm_passes", 0)
+    passes = f"{warm} untimed passes over all the queries, then " if warm else ""
     out = [
-        f"### (5) Search at {n:,} records (limit 20, 10 facets; "
+        f"### (5) Search at {n:,} records (limit 20, 10 facets; {passes}"
         f"{results['args']['search_rounds']} runs of each query after 3 warm-ups; 10 for SQLite's"
-        " SQL path)",
+        " SQL path, with no passes before)",
         "",
         "| backend | query | floor | hits | p50 ms | p99 ms |",
         "|---|---|---|---|---|---|",
