@@ -37,6 +37,7 @@ def test_contract(analyzer: ObjectDetectionAnalyzer) -> None:
     assert analyzer.min_side == 416
     assert "ssdlite:" in analyzer.version and "nanodet:" in analyzer.version
     assert "+min20" in analyzer.version  # the stored floor changes what is stored
+    assert "+unsure0.25-0.5." in analyzer.version  # when NanoDet runs changes the labels too
     assert analyzer.analyze([]) == []
 
 
@@ -53,7 +54,8 @@ def test_people_and_umbrella_with_boxes(analyzer: ObjectDetectionAnalyzer, coco_
     ]
     decoded = decode((coco_dir / "images" / "000000000036.jpg").read_bytes(), min_side=416)
     labels = {lb.Name: lb for lb in analyzer.analyze([decoded])[0]["Labels"]}
-    assert labels["Person"].Confidence >= 90 and labels["Umbrella"].Confidence >= 90
+    # SSDLite is sure of both (0.74, 0.89): its calibration, no NanoDet (Person 88.7 here)
+    assert labels["Person"].Confidence >= 85 and labels["Umbrella"].Confidence >= 90
     assert {"People", "Man", "Woman", "Kid"} <= {a.Name for a in labels["Person"].Aliases}
     for name, coco_name in (("Person", "person"), ("Umbrella", "umbrella")):
         inst = labels[name].Instances[0]
@@ -103,6 +105,35 @@ def test_nothing_below_the_floor_and_empty_images(analyzer, coco_dir: Path) -> N
         assert all(i.Confidence >= 20 for i in label.Instances)
 
 
+def test_nanodet_runs_only_where_ssdlite_is_unsure(
+    analyzer: ObjectDetectionAnalyzer, coco_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """coco128 000000000034: SSDLite sees a zebra at 0.98 and nothing between 0.25 and 0.5, so
+    its objects stand alone (SSDLite's calibration); 000000000086: a bicycle at 0.48 beside a
+    person and a motorcycle, so NanoDet runs and the two are fused."""
+    nanodet = analyzer.detectors[1]
+    calls: list[int] = []
+    detect = nanodet.detect
+    monkeypatch.setattr(nanodet, "detect", lambda *a, **k: calls.append(1) or detect(*a, **k))
+
+    def labels(name: str) -> dict[str, float]:
+        decoded = decode((coco_dir / "images" / name).read_bytes(), min_side=416)
+        return {lb.Name: lb.Confidence for lb in analyzer.analyze([decoded])[0]["Labels"]}
+
+    zebra = labels("000000000034.jpg")
+    assert calls == [] and zebra["Zebra"] >= 90
+    photo = (coco_dir / "images" / "000000000034.jpg").read_bytes()
+    view = analyzer.view(decode(photo, min_side=416).image)
+    first = analyzer.detectors[0].detect(view)
+    dets, calibration = analyzer.combine(first, lambda: pytest.fail("NanoDet was not needed"))
+    assert calibration is PRESETS["ssdlite"] and dets is first
+    street = labels("000000000086.jpg")
+    assert calls == [1]
+    assert {"Person", "Motorcycle", "Bicycle"} <= set(street)
+    always = ObjectDetectionAnalyzer(analyzer.detectors, PRESETS["ssdlite+nanodet-always"])
+    assert "+unsure" not in always.version and always.version != analyzer.version
+
+
 def test_presets_are_all_runnable() -> None:
     for key, preset in PRESETS.items():
         assert abs(sum(preset.weights) - 1.0) < 1e-9, key
@@ -144,8 +175,8 @@ def test_coco80_matches_the_vocabulary() -> None:
 
 
 # Measured by `bench/eval_labels.py` (docs/labels.md) on voc-report, photos no detector trained
-# on: recall 201/220 = 0.914, precision 201/226 = 0.889, Person 57/59 = 0.966 with 1/87 false,
-# boxes 202/226 = 0.894, 1/150 photos without a label. Floors: a few photos below.
+# on: recall 200/220 = 0.909, precision 200/225 = 0.889, Person 57/59 = 0.966 with 1/87 false,
+# boxes 195/226 = 0.863, 1/150 photos without a label. Floors: a few photos below.
 def test_quality_on_photos_the_detectors_never_saw() -> None:
     ds = datasets.load("voc-report")
     preset = PRESETS["ssdlite+nanodet"]
@@ -155,5 +186,5 @@ def test_quality_on_photos_the_detectors_never_saw() -> None:
     assert q.found >= 194, q.per_category  # recall ≥ 0.88
     assert q.precision >= 0.86
     assert q.person_found >= 55 and q.false_person <= 3
-    assert q.boxed / q.objects >= 0.86
+    assert q.boxed >= 190, q.boxed  # 0.84
     assert q.unlabelled <= 3

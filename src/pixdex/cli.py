@@ -63,8 +63,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON out
 DetectorOpt = Annotated[
     str | None,
     typer.Option(
-        help="Object detectors: ssdlite+nanodet (default, most accurate) | ssdlite (faster)"
-        " | nanodet."
+        help="Object detectors: ssdlite+nanodet (default: NanoDet where SSDLite is unsure)"
+        " | ssdlite+nanodet-always (both on every photo) | ssdlite (fastest) | nanodet."
     ),
 ]
 AnalyzerOpt = Annotated[

@@ -69,9 +69,10 @@ class Settings(BaseSettings):
     objects: bool = Field(
         default=True, description="run the object detector (80 kinds of things, Person included)"
     )
-    detector: Literal["ssdlite+nanodet", "ssdlite", "nanodet"] = Field(
+    detector: Literal["ssdlite+nanodet", "ssdlite+nanodet-always", "ssdlite", "nanodet"] = Field(
         default="ssdlite+nanodet",
-        description="object detectors: both fused (most accurate) or one alone (faster)",
+        description="object detectors: SSDLite, and NanoDet fused in where SSDLite is unsure "
+        "(default); both on every photo (a little more accurate, slower); or one alone",
     )
     text: bool = Field(
         default=False,

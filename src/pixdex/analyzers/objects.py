@@ -8,6 +8,12 @@ category's parents as labels of their own ("Car" → "Motor Vehicle", "Vehicle",
 "Transportation"), named from ``taxonomy/coco.json``. ``merge_partials`` unites them with the
 classifier's labels (one label per name).
 
+Cost: the second detector runs only where the first is unsure of something — some category's
+best score from SSDLite between 0.25 and 0.5 (chosen on the PASCAL VOC 2007 fit split by
+``bench/eval_labels.py --fit-cascade``: on those photos, the pair's recall, Person recall and
+boxes with NanoDet on 37 % of them). Elsewhere SSDLite's objects stand alone, with SSDLite's
+own calibration. docs/labels.md has what this keeps and what it costs.
+
 Confidence: the detectors' fused score is mapped through a logistic (Platt) calibration fitted
 on photos none of the detectors trained on (the PASCAL VOC 2007 fit split, by
 ``bench/eval_labels.py --fit``): Confidence ≈ 100 × the chance the object is really there, so
@@ -18,7 +24,7 @@ what it gives on other photos.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,11 +52,20 @@ class Preset:
     #: the offset for Person (None: ``offset``): its own operating point, because a false
     #: Person is the mistake people notice most (fitted to a false-Person rate, see --fit)
     person_offset: float | None = None
+    #: (lo, hi): the detectors after the first run only on photos where the first is unsure —
+    #: its best score for some category in [lo, hi); None: always all of them
+    unsure: tuple[float, float] | None = None
+    #: the preset (its calibration) that applies where the first detector ran alone
+    alone: str | None = None
 
 
 #: by ``bench/eval_labels.py --fit`` on the VOC 2007 fit split (docs/labels.md)
 PRESETS: dict[str, Preset] = {
-    "ssdlite+nanodet": Preset(("ssdlite", "nanodet"), (0.6, 0.4), 2.443, 2.786, 1.778),
+    # NanoDet where SSDLite is unsure (the band by --fit-cascade), SSDLite alone elsewhere
+    "ssdlite+nanodet": Preset(
+        ("ssdlite", "nanodet"), (0.6, 0.4), 2.443, 2.786, 1.778, (0.25, 0.5), "ssdlite"
+    ),
+    "ssdlite+nanodet-always": Preset(("ssdlite", "nanodet"), (0.6, 0.4), 2.443, 2.786, 1.778),
     "ssdlite": Preset(("ssdlite",), (1.0,), 1.703, 2.192, 0.25),
     "nanodet": Preset(("nanodet",), (1.0,), 3.07, 1.714, 0.789),
 }
@@ -80,11 +95,19 @@ class ObjectDetectionAnalyzer:
         self.min_confidence = min_confidence
         self.vocabulary = vocabulary or coco()
         self.min_side = max(d.min_side for d in self.detectors)
+        self.alone = PRESETS[preset.alone] if preset.alone else None
+        if (preset.unsure is None) != (self.alone is None):
+            raise ValueError("a preset with an 'unsure' band needs an 'alone' preset, and back")
         weights = ",".join(f"{w:g}" for w in preset.weights)
         self.version = (
             "+".join(d.version for d in self.detectors)
             + f"+w{weights}+tax.{self.vocabulary.digest}"
-            + f"+cal{CALIBRATION_VERSION}.{preset.slope:g},{preset.offset:g},{preset.person_offset}"
+            + f"+cal{CALIBRATION_VERSION}.{_calibration(preset)}"
+            + (
+                f"+unsure{preset.unsure[0]:g}-{preset.unsure[1]:g}.{_calibration(self.alone)}"
+                if preset.unsure and self.alone
+                else ""
+            )
             + f"+min{min_confidence:g}"
         )
 
@@ -102,7 +125,8 @@ class ObjectDetectionAnalyzer:
         out = []
         for img in images:
             view = self.view(img.image)
-            out.append({"Labels": self.labels(self.detect(view), view.size)})
+            dets, calibration = self.detect(view)
+            out.append({"Labels": self.labels(dets, view.size, calibration)})
         return out
 
     # --- pieces, public for the evaluation script and tests ---------------------------------------
@@ -116,14 +140,35 @@ class ObjectDetectionAnalyzer:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
 
-    def detect(self, image: Image.Image) -> Detections:
-        """Every detector's objects, fused; scores are the raw fused scores (0…1), boxes in
-        pixels of ``image``."""
-        return fuse([d.detect(image) for d in self.detectors], self.preset.weights)
+    def detect(self, image: Image.Image) -> tuple[Detections, Preset]:
+        """The objects in ``image`` (raw scores 0…1, boxes in its pixels) and the preset whose
+        calibration turns their scores into confidences: the first detector's alone where it is
+        sure of everything (``Preset.unsure``), else every detector's, fused."""
+        first, later = self.detectors[0], self.detectors[1:]
+        return self.combine(first.detect(image), lambda: [d.detect(image) for d in later])
 
-    def confidence(self, scores: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        """Fused scores → Confidence 0–100 (the fitted calibration; monotone per class)."""
-        p = self.preset
+    def combine(
+        self, first: Detections, later: Callable[[], list[Detections]]
+    ) -> tuple[Detections, Preset]:
+        """``detect`` from the first detector's objects; ``later`` runs the others (only when
+        needed). Public so the evaluation scores exactly this rule."""
+        if self.alone is not None and not self.unsure(first):
+            return first, self.alone
+        return fuse([first, *later()], self.preset.weights), self.preset
+
+    def unsure(self, first: Detections) -> bool:
+        """Some category's best score from the first detector lies in the preset's band."""
+        if self.preset.unsure is None:
+            return True
+        lo, hi = self.preset.unsure
+        return bool(np.any((first.scores >= lo) & (first.scores < hi) & _best_of_class(first)))
+
+    def confidence(
+        self, scores: np.ndarray, classes: np.ndarray, preset: Preset | None = None
+    ) -> np.ndarray:
+        """Raw scores → Confidence 0–100 with ``preset``'s calibration (default: this
+        analyzer's; monotone per class)."""
+        p = preset or self.preset
         s = np.clip(scores.astype(np.float64), 1e-6, 1 - 1e-6)
         offset = np.full(len(s), p.offset)
         if p.person_offset is not None:
@@ -131,11 +176,14 @@ class ObjectDetectionAnalyzer:
         z = p.slope * np.log(s / (1 - s)) + offset
         return 100.0 / (1.0 + np.exp(-z))
 
-    def labels(self, dets: Detections, size: tuple[int, int]) -> list[Label]:
+    def labels(
+        self, dets: Detections, size: tuple[int, int], calibration: Preset | None = None
+    ) -> list[Label]:
         """One label per category with at least one object ≥ ``min_confidence`` (its boxes as
-        instances, best first), then its parents at the best confidence of their children."""
+        instances, best first), then its parents at the best confidence of their children;
+        ``calibration``: the preset ``detect`` returned (default: this analyzer's)."""
         width, height = size
-        conf = self.confidence(dets.scores, dets.classes)
+        conf = self.confidence(dets.scores, dets.classes, calibration)
         instances: dict[int, list[Instance]] = {}
         for cls, c, box in zip(dets.classes, conf, dets.boxes, strict=True):
             if c < self.min_confidence or len(instances.get(int(cls), ())) >= MAX_INSTANCES:
@@ -157,6 +205,18 @@ class ObjectDetectionAnalyzer:
             labels.append(_label(self.vocabulary.parents[name], best, []))
         labels.sort(key=lambda lb: (-lb.Confidence, not lb.Instances, lb.Name))
         return labels
+
+
+def _calibration(preset: Preset) -> str:
+    return f"{preset.slope:g},{preset.offset:g},{preset.person_offset}"
+
+
+def _best_of_class(dets: Detections) -> np.ndarray:
+    """Mask of each category's best-scoring detection (``select`` returns them best first)."""
+    _, first = np.unique(dets.classes, return_index=True)
+    mask = np.zeros(len(dets), bool)
+    mask[first] = True
+    return mask
 
 
 def _bounding_box(box: np.ndarray, width: int, height: int) -> BoundingBox | None:
