@@ -122,7 +122,7 @@ def main() -> None:
         for c in range(args.copies):
             for p in photos:
                 shutil.copy(p, folder / f"{c}-{p.name}")
-        for detector in ("ssdlite+nanodet", "ssdlite", None):
+        for detector in ("ssdlite+nanodet", "ssdlite+nanodet-always", "ssdlite", None):
             pipeline_speed(folder, args.rounds, detector)
 
 

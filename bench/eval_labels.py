@@ -4,6 +4,7 @@ detectors' fusion weights and confidence calibration.
 
     .venv/bin/python bench/eval_labels.py                    # report: voc-report and coco128
     .venv/bin/python bench/eval_labels.py --fit              # fit on voc-fit, print the presets
+    .venv/bin/python bench/eval_labels.py --fit-cascade      # on voc-fit: when NanoDet runs too
     .venv/bin/python bench/eval_labels.py --speed            # + end-to-end `pixdex index` img/s
     .venv/bin/python bench/eval_labels.py --detector ssdlite --datasets voc-report
 
@@ -97,15 +98,28 @@ def analyze(ds: datasets.Dataset, detector_keys: tuple[str, ...], classifier: bo
     return out
 
 
-def labels_for(outputs: list[Outputs], preset: Preset, detectors: tuple[str, ...]) -> list[list]:
-    """Merged labels per photo (classifier + objects with ``preset``), floor FLOOR."""
+class _Scoring(ObjectDetectionAnalyzer):
+    """The analyzer's rules (which detectors run, fusion, calibration, labels) on detections
+    computed beforehand, without loading the models again."""
+
+    def __init__(self, preset: Preset) -> None:
+        self.preset, self.min_confidence, self.vocabulary = preset, FLOOR, coco()
+        self.alone = PRESETS[preset.alone] if preset.alone else None
+
+
+def labels_for(outputs: list[Outputs], preset: Preset, detectors: tuple[str, ...],
+               ran: list[bool] | None = None) -> list[list]:  # fmt: skip
+    """Merged labels per photo (classifier + objects with ``preset``), floor FLOOR; ``ran``
+    gets, per photo, whether the detectors after the first ran (``Preset.unsure``)."""
     index = [detectors.index(k) for k in preset.detectors]
-    analyzer = ObjectDetectionAnalyzer.__new__(ObjectDetectionAnalyzer)
-    analyzer.preset, analyzer.min_confidence, analyzer.vocabulary = preset, FLOOR, coco()
+    analyzer = _Scoring(preset)
     merged = []
     for o in outputs:
-        dets = fuse([o.per_model[i] for i in index], preset.weights)
-        objects = analyzer.labels(dets, o.size)
+        first, *later = [o.per_model[i] for i in index]
+        if ran is not None:
+            ran.append(analyzer.alone is None or analyzer.unsure(first))
+        dets, calibration = analyzer.combine(first, lambda later=later: later)
+        objects = analyzer.labels(dets, o.size, calibration)
         merged.append(merge_partials([{"Labels": o.classifier}, {"Labels": objects}])["Labels"])
     return merged
 
@@ -312,6 +326,43 @@ def fit(ds: datasets.Dataset, outputs: list[Outputs], detectors: tuple[str, ...]
     print(f" recall and precision at Confidence >= {floor:g} on these photos)")
 
 
+#: the bands tried for the cascade (NanoDet only where SSDLite is unsure), around the fused
+#: score that Confidence 55 calibrates to (0.26; Person 0.34)
+CASCADE_BANDS = ((0.2, 0.4), (0.2, 0.5), (0.25, 0.45), (0.25, 0.5), (0.3, 0.45), (0.3, 0.5),
+                 (0.3, 0.6), (0.35, 0.5), (0.35, 0.6), (0.4, 0.5), (0.4, 0.6))  # fmt: skip
+
+
+def fit_cascade(ds: datasets.Dataset, outputs: list[Outputs], floor: float) -> None:
+    """For each band: on how many photos NanoDet runs and what the labels then score; the
+    band chosen is the one with the fewest NanoDet runs whose recall, Person recall and boxes
+    are all at least those of the pair run on every photo."""
+    both = PRESETS["ssdlite+nanodet-always"]
+    detectors = both.detectors
+    print(f"\n== cascade bands on {ds.name} ({len(ds.photos)} photos), Confidence >= {floor:g}")
+    print(f"{'band':<12} {'NanoDet on':>10} {'recall':>7} {'precision':>9} {'Person':>7} "
+          f"{'falsePer':>8} {'boxed':>6}")  # fmt: skip
+    rows = []
+    for band in (None, *CASCADE_BANDS):
+        preset = both if band is None else Preset(
+            detectors, both.weights, both.slope, both.offset, both.person_offset, band, "ssdlite"
+        )  # fmt: skip
+        ran: list[bool] = []
+        q = score(ds, labels_for(outputs, preset, detectors, ran), floor)
+        share = sum(ran) / len(ran)
+        rows.append((band, share, q))
+        print(f"{'always' if band is None else f'{band[0]:g}-{band[1]:g}':<12} {share:10.2f} "
+              f"{q.recall:7.3f} {q.precision:9.3f} {q.person_found:>3}/{q.person_photos:<3} "
+              f"{q.false_person:>4}/{q.no_person_photos:<3} {q.boxed:>6}")  # fmt: skip
+    ref = rows[0][2]
+    keeps = [r for r in rows[1:] if r[2].found >= ref.found and r[2].boxed >= ref.boxed
+             and r[2].person_found >= ref.person_found]  # fmt: skip
+    if keeps:
+        band, share, _ = min(keeps, key=lambda r: r[1])
+        print(f"chosen: {band[0]:g}-{band[1]:g} (NanoDet on {share:.0%} of the photos)")
+    else:
+        print("no band keeps the pair's recall, Person recall and boxes")
+
+
 def speed(ds: datasets.Dataset, detector: str) -> None:
     """End to end: ``pixdex index`` over the photos' folder into a fresh SQLite file."""
     folder = ds.photos[0].path.parent
@@ -335,10 +386,17 @@ def main() -> int:
     ap.add_argument("--min-confidence", type=float, default=55.0)
     ap.add_argument("--no-classifier", action="store_true", help="objects only")
     ap.add_argument("--fit", action="store_true", help="fit on voc-fit, print the presets")
+    ap.add_argument("--fit-cascade", action="store_true",
+                    help="on voc-fit: where SSDLite is unsure enough to run NanoDet")  # fmt: skip
     ap.add_argument("--speed", action="store_true", help="also time `pixdex index` end to end")
     args = ap.parse_args()
     preset = PRESETS[args.detector]
     detectors = preset.detectors
+    if args.fit_cascade:
+        ds = datasets.load("voc-fit")
+        both = PRESETS["ssdlite+nanodet-always"].detectors
+        fit_cascade(ds, analyze(ds, both, not args.no_classifier), args.min_confidence)
+        return 0
     if args.fit:
         ds = datasets.load("voc-fit")
         fit(ds, analyze(ds, tuple(DETECTORS), not args.no_classifier), tuple(DETECTORS),
