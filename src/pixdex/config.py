@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     )
     text: bool = Field(
         default=False,
-        description="read text in photos (OCR); off by default: 1.53x the CPU of pixdex index "
+        description="read text in photos (OCR); off by default: 1.71x the CPU of pixdex index "
         "on coco128 (docs/text.md)",
     )
     cache_dir: Path = Field(default_factory=default_cache_dir, description="built ONNX models")
