@@ -9,10 +9,10 @@ category's parents as labels of their own ("Car" → "Motor Vehicle", "Vehicle",
 classifier's labels (one label per name).
 
 Cost: the second detector runs only where the first is unsure of something — some category's
-best score from SSDLite between 0.25 and 0.5 (chosen on the PASCAL VOC 2007 fit split by
-``bench/eval_labels.py --fit-cascade``: on those photos, the pair's recall, Person recall and
-boxes with NanoDet on 37 % of them). Elsewhere SSDLite's objects stand alone, with SSDLite's
-own calibration. docs/labels.md has what this keeps and what it costs.
+best score from SSDLite between 0.25 and 0.5, a band chosen on the PASCAL VOC 2007 fit split by
+``bench/eval_labels.py --fit-cascade`` (there it keeps the pair's recall, Person recall and
+boxes with NanoDet on 37 % of the photos). Elsewhere SSDLite's objects stand alone, with
+SSDLite's own calibration. docs/labels.md has what this keeps and what it costs.
 
 Confidence: the detectors' fused score is mapped through a logistic (Platt) calibration fitted
 on photos none of the detectors trained on (the PASCAL VOC 2007 fit split, by

@@ -372,11 +372,16 @@ def _crop(rgb: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.ascontiguousarray(crop[:, :, ::-1]), turned
 
 
-def _rec_width(crop: np.ndarray) -> int:
-    """The recognizer's input width for a crop scaled to REC_HEIGHT: its own width (the ratio
-    capped at MAX_REC_RATIO), at least 2 × REC_HEIGHT, rounded up to a multiple of 8."""
+def _scaled_width(crop: np.ndarray) -> int:
+    """The crop's width once scaled to REC_HEIGHT (its ratio capped at MAX_REC_RATIO)."""
     ratio = min(crop.shape[1] / crop.shape[0], MAX_REC_RATIO)
-    width = max(int(math.ceil(REC_HEIGHT * ratio)), REC_HEIGHT * 2)
+    return max(1, int(math.ceil(REC_HEIGHT * ratio)))
+
+
+def _rec_width(crop: np.ndarray) -> int:
+    """The recognizer's input width for a crop: its scaled width, at least 2 × REC_HEIGHT,
+    rounded up to a multiple of 8."""
+    width = max(_scaled_width(crop), REC_HEIGHT * 2)
     return int(math.ceil(width / 8) * 8)
 
 
@@ -388,8 +393,7 @@ def _rec_batch(crops: Sequence[np.ndarray], width: int) -> tuple[np.ndarray, lis
     batch = np.zeros((len(crops), 3, REC_HEIGHT, width), np.float32)
     used: list[int] = []
     for i, crop in enumerate(crops):
-        ratio = min(crop.shape[1] / crop.shape[0], MAX_REC_RATIO)
-        w = max(1, min(width, int(math.ceil(REC_HEIGHT * ratio))))
+        w = min(width, _scaled_width(crop))
         resized = cv2.resize(crop, (w, REC_HEIGHT), interpolation=cv2.INTER_LINEAR)
         batch[i, :, :, :w] = (resized.astype(np.float32).transpose(2, 0, 1) / 127.5) - 1.0
         used.append(w)
