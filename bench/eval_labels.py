@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +104,6 @@ class _Scoring(ObjectDetectionAnalyzer):
 
     def __init__(self, preset: Preset) -> None:
         self.preset, self.min_confidence, self.vocabulary = preset, FLOOR, coco()
-        self.alone = PRESETS[preset.alone] if preset.alone else None
 
 
 def labels_for(outputs: list[Outputs], preset: Preset, detectors: tuple[str, ...],
@@ -117,7 +116,7 @@ def labels_for(outputs: list[Outputs], preset: Preset, detectors: tuple[str, ...
     for o in outputs:
         first, *later = [o.per_model[i] for i in index]
         if ran is not None:
-            ran.append(analyzer.alone is None or analyzer.unsure(first))
+            ran.append(analyzer.unsure(first))
         dets, calibration = analyzer.combine(first, lambda later=later: later)
         objects = analyzer.labels(dets, o.size, calibration)
         merged.append(merge_partials([{"Labels": o.classifier}, {"Labels": objects}])["Labels"])
@@ -343,9 +342,7 @@ def fit_cascade(ds: datasets.Dataset, outputs: list[Outputs], floor: float) -> N
           f"{'falsePer':>8} {'boxed':>6}")  # fmt: skip
     rows = []
     for band in (None, *CASCADE_BANDS):
-        preset = both if band is None else Preset(
-            detectors, both.weights, both.slope, both.offset, both.person_offset, band, "ssdlite"
-        )  # fmt: skip
+        preset = both if band is None else replace(both, unsure=band, alone=PRESETS["ssdlite"])
         ran: list[bool] = []
         q = score(ds, labels_for(outputs, preset, detectors, ran), floor)
         share = sum(ran) / len(ran)

@@ -56,17 +56,22 @@ class Preset:
     #: its best score for some category in [lo, hi); None: always all of them
     unsure: tuple[float, float] | None = None
     #: the preset (its calibration) that applies where the first detector ran alone
-    alone: str | None = None
+    alone: Preset | None = None
+
+    def __post_init__(self) -> None:
+        if (self.unsure is None) != (self.alone is None):
+            raise ValueError("a preset with an 'unsure' band needs an 'alone' preset, and back")
 
 
 #: by ``bench/eval_labels.py --fit`` on the VOC 2007 fit split (docs/labels.md)
+_SSDLITE = Preset(("ssdlite",), (1.0,), 1.703, 2.192, 0.25)
 PRESETS: dict[str, Preset] = {
     # NanoDet where SSDLite is unsure (the band by --fit-cascade), SSDLite alone elsewhere
     "ssdlite+nanodet": Preset(
-        ("ssdlite", "nanodet"), (0.6, 0.4), 2.443, 2.786, 1.778, (0.25, 0.5), "ssdlite"
+        ("ssdlite", "nanodet"), (0.6, 0.4), 2.443, 2.786, 1.778, (0.25, 0.5), _SSDLITE
     ),
     "ssdlite+nanodet-always": Preset(("ssdlite", "nanodet"), (0.6, 0.4), 2.443, 2.786, 1.778),
-    "ssdlite": Preset(("ssdlite",), (1.0,), 1.703, 2.192, 0.25),
+    "ssdlite": _SSDLITE,
     "nanodet": Preset(("nanodet",), (1.0,), 3.07, 1.714, 0.789),
 }
 CALIBRATION_VERSION = "1"
@@ -95,17 +100,14 @@ class ObjectDetectionAnalyzer:
         self.min_confidence = min_confidence
         self.vocabulary = vocabulary or coco()
         self.min_side = max(d.min_side for d in self.detectors)
-        self.alone = PRESETS[preset.alone] if preset.alone else None
-        if (preset.unsure is None) != (self.alone is None):
-            raise ValueError("a preset with an 'unsure' band needs an 'alone' preset, and back")
         weights = ",".join(f"{w:g}" for w in preset.weights)
         self.version = (
             "+".join(d.version for d in self.detectors)
             + f"+w{weights}+tax.{self.vocabulary.digest}"
             + f"+cal{CALIBRATION_VERSION}.{_calibration(preset)}"
             + (
-                f"+unsure{preset.unsure[0]:g}-{preset.unsure[1]:g}.{_calibration(self.alone)}"
-                if preset.unsure and self.alone
+                f"+unsure{preset.unsure[0]:g}-{preset.unsure[1]:g}.{_calibration(preset.alone)}"
+                if preset.unsure and preset.alone
                 else ""
             )
             + f"+min{min_confidence:g}"
@@ -152,8 +154,8 @@ class ObjectDetectionAnalyzer:
     ) -> tuple[Detections, Preset]:
         """``detect`` from the first detector's objects; ``later`` runs the others (only when
         needed). Public so the evaluation scores exactly this rule."""
-        if self.alone is not None and not self.unsure(first):
-            return first, self.alone
+        if self.preset.alone is not None and not self.unsure(first):
+            return first, self.preset.alone
         return fuse([first, *later()], self.preset.weights), self.preset
 
     def unsure(self, first: Detections) -> bool:
