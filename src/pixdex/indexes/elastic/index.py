@@ -385,10 +385,7 @@ class ElasticIndex:
             facets = {"size": 0, "track_total_hits": False, "query": body["query"], "aggs": aggs}
             resp, counted = self.conn.msearch([body, facets], self.name)
             resp["aggregations"] = counted.get("aggregations", {})
-        hits = []
-        for hit in resp["hits"]["hits"]:
-            record = to_record(hit["_source"])
-            hits.append(Hit(record, float(score(record))))
+        hits = _hits(resp["hits"]["hits"], score)
         aggs = resp.get("aggregations", {})
         facets = query.label_buckets(aggs.get("facets")) if search.facets else []
         return SearchResult(total=resp["hits"]["total"]["value"], hits=hits, facets=facets)
@@ -398,14 +395,13 @@ class ElasticIndex:
         first tier's size from one unscored search of the match set, sent with the first leg
         (the server runs them side by side). A second leg is searched only when the page
         reaches past the first tier."""
-        source = {"excludes": ["pixdex_*", "Labels.pixdex_*"]}
 
         def leg(i: int, start: int, size: int) -> dict[str, Any]:
             return {
                 "from": start,
                 "size": size,
                 "track_total_hits": False,
-                "_source": source,
+                "_source": query.HIT_SOURCE,
                 "query": {"bool": {"filter": [plan.match, plan.legs[i].filter]}},
                 "sort": plan.legs[i].sort,
             }
@@ -425,12 +421,8 @@ class ElasticIndex:
             start = max(0, search.offset - tier)
             resp = self.conn.search(leg(1, start, search.limit - len(found)), self.name)
             found = found + resp["hits"]["hits"]
-        hits = []
-        for hit in found:
-            record = to_record(hit["_source"])
-            hits.append(Hit(record, float(plan.score(record))))
         facets = query.label_buckets(counts.get("facets")) if search.facets else []
-        return SearchResult(total=total, hits=hits, facets=facets)
+        return SearchResult(total=total, hits=_hits(found, plan.score), facets=facets)
 
     def stats(self) -> IndexStats:
         resp = self.conn.search(
@@ -512,3 +504,12 @@ class ElasticIndex:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _hits(found: list[dict[str, Any]], score: query.Scorer) -> list[Hit]:
+    """Search hits as records, each with its exact score (``query.Scorer``)."""
+    hits = []
+    for hit in found:
+        record = to_record(hit["_source"])
+        hits.append(Hit(record, float(score(record))))
+    return hits

@@ -37,6 +37,8 @@ Scorer = Callable[[Record], float]
 _DECAY = {"linear": {"Labels.Confidence": {"origin": 0, "scale": 100, "decay": 0.5}}}
 _PATH_ONLY = 1.25  # a word found only in the path or the text: worse than any label (d ≤ 1)
 _NOT_EQUAL = 1.0  # no label equals the query: below every hit that has one (d ≥ 0.5)
+#: what a hit returns: the record without pixdex's search helper fields
+HIT_SOURCE = {"excludes": ["pixdex_*", "Labels.pixdex_*"]}
 
 
 def search_body(query: SearchQuery) -> tuple[dict[str, Any], Scorer]:
@@ -46,7 +48,7 @@ def search_body(query: SearchQuery) -> tuple[dict[str, Any], Scorer]:
         "from": query.offset,
         "size": query.limit,
         "track_total_hits": True,
-        "_source": {"excludes": ["pixdex_*", "Labels.pixdex_*"]},
+        "_source": HIT_SOURCE,
     }
     if parts.scoring:
         body["query"] = {
