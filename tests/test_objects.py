@@ -159,7 +159,10 @@ def test_model_threads_follow_how_many_batches_run_at_once() -> None:
 
     assert Settings().analysis_workers == 2
     assert threads(default_analyzers(Settings())) == {1}
-    assert threads(LabelDetector(Settings()).analyzers) == {available_cores()}
+    # DetectLabels (CLI and server) analyzes two batches at once too, one thread per model each
+    assert LabelDetector(Settings()).parallel == 2
+    assert threads(LabelDetector(Settings()).analyzers) == {1}
+    assert threads(LabelDetector(Settings(analysis_workers=1)).analyzers) == {available_cores()}
     assert threads(default_analyzers(Settings(analysis_workers=1))) == {available_cores()}
     assert threads(default_analyzers(Settings(threads=3))) == {3}
 

@@ -3,7 +3,8 @@ HTTP endpoint answer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -13,17 +14,24 @@ from pixdex.analyzers.base import Analyzer, merge_partials
 from pixdex.config import Settings
 from pixdex.imaging import DecodedImage, ImageError, decode
 
+#: one file's answer: its DetectLabels response, or why it could not be read or decoded
+Answer = dict[str, Any] | OSError | ImageError
+
 
 class LabelDetector:
-    """The label analyzers of the default pipeline (labels + objects), Rekognition's response."""
+    """The label analyzers of the default pipeline (labels + objects), Rekognition's response.
+
+    ``parallel`` batches may be analyzed at once (``analysis_workers``, from different threads:
+    the CLI's batches, the server's batch threads), each model on ``Settings.session_threads``
+    intra-op threads, as ``pixdex index`` runs them: with one batch at a time and every core per
+    model, the cores idled while a batch was in Python code (the server kept two cores ~70 %
+    busy, docs/benchmarks.md)."""
 
     def __init__(self, settings: Settings, analyzers: list[Analyzer] | None = None) -> None:
         self.settings = settings
-        if analyzers is None:
-            # one batch at a time here (not a pipeline's several): every core for each model
-            analyzers = label_analyzers(settings.model_copy(update={"analysis_workers": 1}))
-        self.analyzers = analyzers
-        self.min_side = max(a.min_side for a in analyzers)
+        self.parallel = max(1, settings.analysis_workers)
+        self.analyzers = label_analyzers(settings) if analyzers is None else analyzers
+        self.min_side = max(a.min_side for a in self.analyzers)
 
     def detect_bytes(
         self,
@@ -65,21 +73,36 @@ class LabelDetector:
         min_confidence: float | None = None,
     ) -> Iterator[tuple[Path, dict[str, Any] | OSError | ImageError]]:
         """Answers for many files, in order, as ``pixdex index`` works: files are read and
-        decoded by ``workers`` threads while the analyzers run on batches of ``batch_size``
-        (one image at a time ran ~7 img/s; batches and overlap are what make indexing fast).
-        A file that cannot be read or decoded yields its error; the others go on."""
+        decoded by ``workers`` threads while ``parallel`` threads analyze batches of
+        ``batch_size`` (one image at a time ran ~7 img/s; batches and overlap are what make
+        indexing fast). A file that cannot be read or decoded yields its error; the others go
+        on. A short list is split evenly over the analysis threads, so none idles."""
         batch_size = max(1, self.settings.batch_size)
-        with ThreadPoolExecutor(max(1, self.settings.workers)) as pool:
-            pending: list[tuple[Path, Future[DecodedImage]]] = []
+        if isinstance(paths, Sequence):
+            batch_size = max(1, min(batch_size, -(-len(paths) // self.parallel)))
+        with (
+            ThreadPoolExecutor(max(1, self.settings.workers), "pixdex-decode") as decoders,
+            ThreadPoolExecutor(self.parallel, "pixdex-analyze") as analysts,
+        ):
+            running: deque[Future[list[tuple[Path, Answer]]]] = deque()
+            batch: list[tuple[Path, Future[DecodedImage]]] = []
+
+            def start(batch: list[tuple[Path, Future[DecodedImage]]]) -> None:
+                running.append(analysts.submit(self._run, batch, max_labels, min_confidence))
+
             for path in paths:
-                pending.append((path, pool.submit(self._decode_file, path)))
-                # keep two batches in flight: bounded memory, the decoders never starve
-                if len(pending) >= 2 * batch_size:
-                    yield from self._run(pending[:batch_size], max_labels, min_confidence)
-                    pending = pending[batch_size:]
-            while pending:
-                yield from self._run(pending[:batch_size], max_labels, min_confidence)
-                pending = pending[batch_size:]
+                batch.append((path, decoders.submit(self._decode_file, path)))
+                if len(batch) >= batch_size:
+                    start(batch)
+                    batch = []
+                    # one batch decoding beyond those being analyzed: bounded memory, and the
+                    # decoders never starve
+                    while len(running) > self.parallel:
+                        yield from running.popleft().result()
+            if batch:
+                start(batch)
+            while running:
+                yield from running.popleft().result()
 
     def _decode_file(self, path: Path) -> DecodedImage:
         data = Path(path).read_bytes()
@@ -90,7 +113,7 @@ class LabelDetector:
         batch: list[tuple[Path, Future[DecodedImage]]],
         max_labels: int | None,
         min_confidence: float | None,
-    ) -> Iterator[tuple[Path, dict[str, Any] | OSError | ImageError]]:
+    ) -> list[tuple[Path, Answer]]:
         decoded: dict[int, DecodedImage] = {}
         errors: dict[int, OSError | ImageError] = {}
         for i, (_, future) in enumerate(batch):
@@ -104,5 +127,6 @@ class LabelDetector:
             i: self._answer(merge_partials([p[k] for p in parts]), max_labels, min_confidence)
             for k, i in enumerate(decoded)
         }
-        for i, (path, _) in enumerate(batch):
-            yield path, errors[i] if i in errors else answers[i]
+        return [
+            (path, errors[i] if i in errors else answers[i]) for i, (path, _) in enumerate(batch)
+        ]
