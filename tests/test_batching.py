@@ -82,6 +82,38 @@ def test_concurrent_requests_share_batches_and_get_their_own_answers(coco_images
     assert batcher.stats.batches == 3 and batcher.stats.largest == 4
 
 
+def test_several_batch_threads_run_batches_at_the_same_time(coco_images: list[Path]):
+    """With ``runners=2`` a second batch starts while the first is still running (what keeps
+    both cores busy when each model runs on one thread), and every request still gets its own
+    answer."""
+    running = 0
+    most = 0
+    lock = threading.Lock()
+    both = threading.Barrier(2, timeout=10)
+
+    def run(images, options):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            both.wait()  # returns only once two batches are running at once
+        finally:
+            with lock:
+                running -= 1
+        return [{"option": o} for o in options]
+
+    batcher = ImageBatcher(run, max_batch=4, runners=2, window=0.2, max_queue=16)
+    photos = [p.read_bytes() for p in coco_images[:8]]
+    try:
+        answers = asyncio.run(_gather(batcher, [(p, i) for i, p in enumerate(photos)]))
+    finally:
+        batcher.close()
+    assert [a["option"] for a in answers] == list(range(8))
+    assert most == 2
+    assert batcher.stats.images == 8 and batcher.stats.batches >= 2
+
+
 def test_a_full_queue_refuses_at_once_with_a_retry_time(coco_images: list[Path]):
     gate = Gate()
     batcher = ImageBatcher(gate, max_batch=2, window=0, max_queue=3)
