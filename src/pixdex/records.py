@@ -9,10 +9,11 @@ on them); everything pixdex adds sits beside them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pixdex import __version__
 
@@ -57,6 +58,31 @@ class Label(_Shape):
     def terms(self) -> list[str]:
         """Every name a search for this label should match: itself, its parents, its aliases."""
         return [self.Name, *(p.Name for p in self.Parents), *(a.Name for a in self.Aliases)]
+
+
+def unite_labels(labels: Iterable[Label]) -> list[Label]:
+    """One label per name (case-insensitive), in the order names were first seen: a name seen
+    twice keeps its higher confidence and gains the other's instances (if it had none), parents,
+    aliases and categories.
+
+    Why it matters beyond tidiness: a record holds one label per name, as Rekognition's
+    DetectLabels answers, and the Elasticsearch/OpenSearch facets count records per name by
+    counting label entries (``query.label_agg``; ~2 x cheaper than counting parent documents)."""
+    united: dict[str, Label] = {}
+    for label in labels:
+        key = label.Name.lower()
+        seen = united.get(key)
+        if seen is None:
+            united[key] = label
+            continue
+        keep, other = (label, seen) if label.Confidence > seen.Confidence else (seen, label)
+        if not keep.Instances:
+            keep.Instances = other.Instances
+        for attr in ("Parents", "Aliases", "Categories"):
+            names = {n.Name for n in getattr(keep, attr)}
+            getattr(keep, attr).extend(n for n in getattr(other, attr) if n.Name not in names)
+        united[key] = keep
+    return list(united.values())
 
 
 class Point(_Shape):
@@ -133,6 +159,15 @@ class Record(_Shape):
     #: DetectText's ``TextDetections``; None when no text analyzer ran, [] when it found none
     TextDetections: list[TextDetection] | None = None
     TextModelVersion: str | None = None
+
+    @field_validator("Labels")
+    @classmethod
+    def _one_label_per_name(cls, labels: list[Label]) -> list[Label]:
+        """Whoever builds a record (an analyzer, a document written by another tool), it holds
+        one label per name (``unite_labels`` says why)."""
+        if len({label.Name.lower() for label in labels}) == len(labels):
+            return labels
+        return unite_labels(labels)
 
     def model_post_init(self, __context: Any) -> None:
         if not self.id:

@@ -407,6 +407,27 @@ def test_facets_count_labels_over_the_whole_result_set(index: Index) -> None:
     assert result.facets[0][1] >= result.facets[-1][1]
 
 
+def test_a_record_holds_one_label_per_name_and_counts_once_in_the_facets(index: Index) -> None:
+    """A writer that repeats a name (another tool, an analyzer merging badly) still leaves one
+    label per name, the higher confidence with the other's boxes, and the record counts once."""
+    box = Instance(BoundingBox=BoundingBox(Width=0.5, Height=0.5, Left=0, Top=0), Confidence=70.0)
+    twice = rec(
+        "dup.jpg",
+        label("Dog", 62.0, ["Animal"]).model_copy(update={"Instances": [box]}),
+        label("Dog", 90.0, ["Pet"]),
+        label("Frisbee", 64.0),
+    )
+    assert [lb.Name for lb in twice.Labels] == ["Dog", "Frisbee"]
+    dog = twice.Labels[0]
+    assert dog.Confidence == 90.0 and dog.Instances == [box]
+    assert {p.Name for p in dog.Parents} == {"Animal", "Pet"}
+    assert index.upsert([twice, rec("other.jpg", label("Dog", 80.0))]) == []
+    result = index.search(SearchQuery(labels=["dog"]))
+    assert dict(result.facets)["Dog"] == 2 and result.total == 2
+    stored = index.get(BUCKET, "dup.jpg")
+    assert stored is not None and [lb.Name for lb in stored.Labels] == ["Dog", "Frisbee"]
+
+
 def test_pagination_is_stable_and_complete(index: Index) -> None:
     filled(index)
     pages = [

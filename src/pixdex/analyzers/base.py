@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from pixdex.imaging import DecodedImage
-from pixdex.records import Label
+from pixdex.records import Label, unite_labels
 from pixdex.sources.base import ObjectRef, Source
 
 
@@ -84,34 +84,19 @@ class RemoteAnalyzer(Protocol):
 
 
 def merge_partials(partials: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Combine analyzers' partial records: ``Labels`` lists are united (a name seen twice keeps
-    its higher confidence and gains the other's instances); other fields are set by whoever
-    provides them."""
+    """Combine analyzers' partial records: ``Labels`` lists are united (``unite_labels``: a name
+    seen twice keeps its higher confidence and gains the other's instances); other fields are set
+    by whoever provides them."""
     merged: dict[str, Any] = {}
-    labels: dict[str, Label] = {}
+    found: list[Label] = []
     for part in partials:
         for key, value in part.items():
             if key != "Labels":
                 merged[key] = value
                 continue
-            for label in value:
-                label = label if isinstance(label, Label) else Label.model_validate(label)
-                seen = labels.get(label.Name.lower())
-                if seen is None:
-                    labels[label.Name.lower()] = label
-                    continue
-                keep, other = (label, seen) if label.Confidence > seen.Confidence else (seen, label)
-                if not keep.Instances:
-                    keep.Instances = other.Instances
-                for attr in ("Parents", "Aliases", "Categories"):
-                    names = {n.Name for n in getattr(keep, attr)}
-                    getattr(keep, attr).extend(
-                        n for n in getattr(other, attr) if n.Name not in names
-                    )
-                labels[label.Name.lower()] = keep
+            found.extend(lb if isinstance(lb, Label) else Label.model_validate(lb) for lb in value)
+    labels = unite_labels(found)
     # best first; at equal confidence the thing seen (with boxes) before the parent labels it
     # yields (Dog before Animal, Canine, Mammal, Pet), so a MaxLabels cut keeps the thing
-    merged["Labels"] = sorted(
-        labels.values(), key=lambda lb: (-lb.Confidence, not lb.Instances, lb.Name)
-    )
+    merged["Labels"] = sorted(labels, key=lambda lb: (-lb.Confidence, not lb.Instances, lb.Name))
     return merged
