@@ -76,12 +76,13 @@ def unite_labels(labels: Iterable[Label]) -> list[Label]:
             united[key] = label
             continue
         keep, other = (label, seen) if label.Confidence > seen.Confidence else (seen, label)
-        if not keep.Instances:
-            keep.Instances = other.Instances
+        # a new Label, not the caller's edited: the same Label may sit in other records
+        update: dict[str, Any] = {"Instances": keep.Instances or other.Instances}
         for attr in ("Parents", "Aliases", "Categories"):
-            names = {n.Name for n in getattr(keep, attr)}
-            getattr(keep, attr).extend(n for n in getattr(other, attr) if n.Name not in names)
-        united[key] = keep
+            mine: list[Named] = getattr(keep, attr)
+            names = {n.Name for n in mine}
+            update[attr] = [*mine, *(n for n in getattr(other, attr) if n.Name not in names)]
+        united[key] = keep.model_copy(update=update)
     return list(united.values())
 
 

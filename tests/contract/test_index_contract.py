@@ -411,12 +411,10 @@ def test_a_record_holds_one_label_per_name_and_counts_once_in_the_facets(index: 
     """A writer that repeats a name (another tool, an analyzer merging badly) still leaves one
     label per name, the higher confidence with the other's boxes, and the record counts once."""
     box = Instance(BoundingBox=BoundingBox(Width=0.5, Height=0.5, Left=0, Top=0), Confidence=70.0)
-    twice = rec(
-        "dup.jpg",
-        label("Dog", 62.0, ["Animal"]).model_copy(update={"Instances": [box]}),
-        label("Dog", 90.0, ["Pet"]),
-        label("Frisbee", 64.0),
-    )
+    boxed, sure = label("Dog", 62.0, ["Animal"]), label("Dog", 90.0, ["Pet"])
+    boxed.Instances = [box]
+    twice = rec("dup.jpg", boxed, sure, label("Frisbee", 64.0))
+    assert [p.Name for p in sure.Parents] == ["Pet"] and sure.Instances == []  # not edited
     assert [lb.Name for lb in twice.Labels] == ["Dog", "Frisbee"]
     dog = twice.Labels[0]
     assert dog.Confidence == 90.0 and dog.Instances == [box]

@@ -247,7 +247,7 @@ def label_agg(size: int, min_confidence: float = 0.0) -> dict[str, Any]:
     Counted as label entries, not as parent documents (``reverse_nested``): a record holds one
     label per name (``records.unite_labels``, which every record pixdex builds or reads goes
     through, as Rekognition answers), so the two counts agree, and skipping the join back to the
-    parents halved the facets' time (label Person at 100,000 records, docs/benchmarks.md)."""
+    parents halved the facets' time (one-off, label Person at 100,000 records: p50 12 → 6 ms)."""
     return {
         "nested": {"path": "Labels"},
         "aggs": {
