@@ -283,3 +283,39 @@ def test_detect_text_batches_concurrent_requests_and_applies_each_ones_filters(
     assert any(d["DetectedText"] == "STOP" for d in want_plain["TextDetections"])
     for i, (_, _, answer) in enumerate(results):
         assert answer == json.loads(json.dumps(want_strict if i % 2 else want_plain))
+
+
+def test_detect_files_analyzes_batches_on_two_threads_and_answers_in_order(
+    coco_images: list[Path], tmp_path: Path
+):
+    """``pixdex detect-labels`` over many files: batches go to both analysis threads at once,
+    yet the answers come back in the files' order, each as ``detect_bytes`` gives it alone, and
+    an unreadable file yields its own error in its place."""
+    from pixdex.analyzers.detect import LabelDetector
+    from pixdex.config import Settings
+
+    detector = LabelDetector(Settings(batch_size=3))
+    assert detector.parallel == 2
+    threads: set[str] = set()
+    first = detector.analyzers[0]
+    analyze = first.analyze
+
+    def spy(images):
+        threads.add(threading.current_thread().name)
+        return analyze(images)
+
+    first.analyze = spy  # type: ignore[method-assign]
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a photo")
+    files = [*coco_images[:5], bad, *coco_images[5:10]]
+    answers = list(detector.detect_files(iter(files)))  # an iterator: no evenly split batches
+    assert [path for path, _ in answers] == files
+    assert isinstance(answers[5][1], ImageError)
+    assert len(threads) == 2, threads
+    for path, answer in answers[:5] + answers[6:]:
+        assert isinstance(answer, dict)
+        alone = detector.detect_bytes(path.read_bytes())
+        got = {lb["Name"]: lb["Confidence"] for lb in answer["Labels"]}
+        want = {lb["Name"]: lb["Confidence"] for lb in alone["Labels"]}
+        borderline = {n for n, c in {**got, **want}.items() if abs(c - 55) < 0.05}
+        assert got.keys() - borderline == want.keys() - borderline, path.name
