@@ -71,7 +71,7 @@ class LabelDetector:
         *,
         max_labels: int | None = None,
         min_confidence: float | None = None,
-    ) -> Iterator[tuple[Path, dict[str, Any] | OSError | ImageError]]:
+    ) -> Iterator[tuple[Path, Answer]]:
         """Answers for many files, in order, as ``pixdex index`` works: files are read and
         decoded by ``workers`` threads while ``parallel`` threads analyze batches of
         ``batch_size`` (one image at a time ran ~7 img/s; batches and overlap are what make
