@@ -111,7 +111,7 @@ class Run:
 def plain(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
         out = asdict(value)
-        for attr in ("img_s", "cpu_ms", "growth"):
+        for attr in ("img_s", "cpu_ms", "growth", "speedup", "busy_img_s"):
             if hasattr(value, attr) and attr not in out:
                 out[attr] = getattr(value, attr)
         return out
