@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pixdex.analyzers import default_analyzers  # noqa: F401 - tests build pipelines from it
-from pixdex.analyzers.base import Analyzer, Failed, Photo, RemoteAnalyzer, merge_partials
+from pixdex.analyzers.base import (
+    Analyzer,
+    Failed,
+    Photo,
+    RemoteAnalyzer,
+    even_batch_size,
+    merge_partials,
+)
 from pixdex.imaging import DEFAULT_MAX_PIXELS, DecodedImage, ImageError, decode
 from pixdex.indexes.base import Index, Indexed, IndexUnavailable, WriteError
 from pixdex.records import Failure, Record, analysis_version
@@ -199,10 +206,7 @@ class Pipeline:
         summary = Summary()
         batch: list[_Fetched] = []
         write_failures = 0
-        # A few photos (an SQS message batch of 10, a webhook, a watch event) are split evenly
-        # over the analysis workers: with one model thread per batch (Settings.session_threads),
-        # 8 + 2 would leave a core idle while the 8 are analyzed.
-        batch_size = max(1, min(self.batch_size, -(-len(todo) // self.analysis_workers)))
+        batch_size = even_batch_size(len(todo), self.batch_size, self.analysis_workers)
         # batches being analyzed, oldest first; written (in this thread) in that order
         inflight: deque[tuple[list[_Fetched], Future[dict[int, Any]]]] = deque()
 

@@ -83,6 +83,15 @@ class RemoteAnalyzer(Protocol):
         ...
 
 
+def even_batch_size(count: int, batch_size: int, workers: int) -> int:
+    """The batch size for ``count`` photos analyzed by ``workers`` threads at once: at most
+    ``batch_size``, and a few photos (an SQS message batch of 10, a webhook, a watch event, a
+    short ``detect-labels`` list) split evenly over the workers — with one model thread per
+    batch (``Settings.session_threads``), 8 + 2 would leave a core idle while the 8 are
+    analyzed."""
+    return max(1, min(batch_size, -(-count // max(1, workers))))
+
+
 def merge_partials(partials: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Combine analyzers' partial records: ``Labels`` lists are united (``unite_labels``: a name
     seen twice keeps its higher confidence and gains the other's instances); other fields are set

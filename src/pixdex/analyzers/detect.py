@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pixdex.analyzers import label_analyzers
-from pixdex.analyzers.base import Analyzer, merge_partials
+from pixdex.analyzers.base import Analyzer, even_batch_size, merge_partials
 from pixdex.config import Settings
 from pixdex.imaging import DecodedImage, ImageError, decode
 
@@ -79,7 +79,7 @@ class LabelDetector:
         on. A short list is split evenly over the analysis threads, so none idles."""
         batch_size = max(1, self.settings.batch_size)
         if isinstance(paths, Sequence):
-            batch_size = max(1, min(batch_size, -(-len(paths) // self.parallel)))
+            batch_size = even_batch_size(len(paths), batch_size, self.parallel)
         with (
             ThreadPoolExecutor(max(1, self.settings.workers), "pixdex-decode") as decoders,
             ThreadPoolExecutor(self.parallel, "pixdex-analyze") as analysts,
