@@ -500,6 +500,7 @@ def test_an_index_of_an_earlier_pixdex_is_upgraded_by_pixdex_reindex(server_url,
     from typer.testing import CliRunner
 
     from pixdex.cli import app
+    from pixdex.indexes.elastic import mapping as current
     from pixdex.indexes.elastic.documents import to_record
 
     scheme, url = server_url
@@ -538,6 +539,11 @@ def test_an_index_of_an_earlier_pixdex_is_upgraded_by_pixdex_reindex(server_url,
     assert [h.record.key for h in index.search(SearchQuery(text="children")).hits] == ["kids.jpg"]
     for doc in docs:  # the records come through unchanged
         assert index.get("photos", doc["key"]) == to_record(doc)
+    # the copy lists names at the fixed floors: its facets count those lists, the same counts
+    facets = index.search(SearchQuery(min_confidence=55)).facets
+    reopened = open_index(opened, scheme, url, name=name)
+    assert reopened.facet_floors == frozenset(current.FACET_FLOORS)
+    assert reopened.search(SearchQuery(min_confidence=55)).facets == facets
 
 
 def test_an_index_of_schema_2_gets_the_text_fields_in_place(server_url, opened, caplog) -> None:
@@ -578,13 +584,14 @@ def test_an_index_of_schema_2_gets_the_text_fields_in_place(server_url, opened, 
     # where the mapping may not change, the index is refused with what to do
     blocked = {"index.blocks.read_only": True}
     assert rest(url, "PUT", f"/{old}/_settings", blocked)[0] == 200
-    with pytest.raises(IndexUnavailable, match="cannot add the text fields.*pixdex reindex"):
+    with pytest.raises(IndexUnavailable, match="cannot add the fields.*pixdex reindex"):
         ElasticIndex.from_url(f"{scheme}+{url}/{empty.name}")
     assert mapped(old)["_meta"]["pixdex"]["schema"] == 2
     assert rest(url, "PUT", f"/{old}/_settings", {"index.blocks.read_only": None})[0] == 200
     empty = open_index(opened, scheme, url, name=empty.name)
     properties = mapped(old)["properties"]
-    assert mapped(old)["_meta"]["pixdex"]["schema"] == current.SCHEMA == 3
+    assert mapped(old)["_meta"]["pixdex"] == {"schema": current.SCHEMA}  # no facet floors
+    assert current.SCHEMA == 4 and empty.facet_floors == frozenset()
     text = properties["TextDetections"]["properties"]
     assert text["Type"] == properties["TextModelVersion"] == properties["pixdex_text_words"]
     assert text["Type"] == {"type": "keyword"}
@@ -600,7 +607,12 @@ def test_an_index_of_schema_2_gets_the_text_fields_in_place(server_url, opened, 
     assert "2 record(s)" in caplog.text and "pixdex reindex" in caplog.text
     after = mapped(old)["properties"]
     assert after["pixdex_text_words"] == {"type": "keyword"}
-    assert {k: v for k, v in after.items() if k != "pixdex_text_words"} == before
+    assert after["pixdex_facets"]["properties"]["at55"] == {"type": "keyword"}
+    added = ("pixdex_text_words", "pixdex_facets")
+    assert {k: v for k, v in after.items() if k not in added} == before
+    # documents written before have no facet lists: the facets count the labels themselves
+    assert index.facet_floors == frozenset()
+    assert dict(index.search(SearchQuery(min_confidence=55)).facets)
     assert index.search(SearchQuery(text="vesey")).hits == []  # stored before: not yet
     fresh = record(
         9,
@@ -626,6 +638,11 @@ def test_an_index_of_schema_2_gets_the_text_fields_in_place(server_url, opened, 
     assert [h["_source"]["key"] for h in body["hits"]["hits"]] == ["street/corner.jpg"]
     for doc in docs:  # the records come through unchanged
         assert index.get("photos", doc["key"]) == to_record(doc)
+    # the copy lists names at the fixed floors: its facets count those lists, the same counts
+    facets = index.search(SearchQuery(min_confidence=55)).facets
+    reopened = open_index(opened, scheme, url, name=name)
+    assert reopened.facet_floors == frozenset(current.FACET_FLOORS)
+    assert reopened.search(SearchQuery(min_confidence=55)).facets == facets
 
 
 # --- SigV4 ---------------------------------------------------------------------------------------

@@ -426,6 +426,30 @@ def test_a_record_holds_one_label_per_name_and_counts_once_in_the_facets(index: 
     assert stored is not None and [lb.Name for lb in stored.Labels] == ["Dog", "Frisbee"]
 
 
+def test_facets_count_exactly_at_every_floor(index: Index) -> None:
+    """Facets at any floor count the records whose label of that name reaches it, whether the
+    index counts them from lists kept at fixed floors (Elasticsearch/OpenSearch at 50, 55 … 95)
+    or from the labels themselves (every other floor; SQLite always); confidences sit on and
+    just under those floors."""
+    confidences = [30.0, 54.99, 55.0, 57.5, 60.0, 79.9, 80.0, 95.0, 99.0]
+    records = [
+        rec(f"f/{i}.jpg", label("Dog", c, ["Animal"]), label("Ball", 100.0 - c))
+        for i, c in enumerate(confidences)
+    ]
+    assert index.upsert(records) == []
+    for floor in (0.0, 30.0, 50.0, 54.99, 55.0, 57.5, 60.0, 79.9, 80.0, 95.0, 99.5):
+        dogs = [c for c in confidences if c >= floor]
+        balls = [c for c in confidences if 100.0 - c >= floor]
+        result = index.search(SearchQuery(min_confidence=floor, labels=["Dog"], facets=10))
+        with_dog = {"Dog": len(dogs), "Ball": len(set(dogs) & set(balls))}
+        assert dict(result.facets) == {n: k for n, k in with_dog.items() if k}, floor
+        assert result.total == len(dogs), floor
+        every = index.search(SearchQuery(min_confidence=floor, facets=10))
+        assert dict(every.facets) == {
+            n: k for n, k in (("Dog", len(dogs)), ("Ball", len(balls))) if k
+        }, floor
+
+
 def test_pagination_is_stable_and_complete(index: Index) -> None:
     filled(index)
     pages = [

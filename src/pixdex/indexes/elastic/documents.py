@@ -12,20 +12,23 @@ use and that are stripped again on read:
   them (free text; label words in both numbers);
 - ``pixdex_text_words``: the words of the text read in the photo (its ``TextDetections`` LINEs,
   docs/text.md), made the same way; absent when there is none;
-- ``pixdex_location``: ``exif.GPS`` as a clean geo_point.
+- ``pixdex_location``: ``exif.GPS`` as a clean geo_point;
+- ``pixdex_facets.at<floor>``: the label names with confidence ≥ floor, at each of
+  ``mapping.FACET_FLOORS`` (the facets of a search at that floor; absent when there are none).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pixdex.indexes.elastic.mapping import FACET_FIELD, FACET_FLOORS, facet_field
 from pixdex.indexes.words import Words, term_keys
 from pixdex.records import Record
 
 #: helper fields inside each label, removed on read
 LABEL_HELPERS = ("pixdex_terms", "pixdex_words", "pixdex_phrases")
 #: helper fields at the top of the document, removed on read
-DOC_HELPERS = ("pixdex_path_words", "pixdex_text_words", "pixdex_location")
+DOC_HELPERS = ("pixdex_path_words", "pixdex_text_words", "pixdex_location", FACET_FIELD)
 
 
 def search_doc(record: Record) -> dict[str, Any]:
@@ -38,6 +41,13 @@ def search_doc(record: Record) -> dict[str, Any]:
     location = _location(record.exif)
     if location is not None:
         doc["pixdex_location"] = location
+    facets = {
+        facet_field(floor): names
+        for floor in FACET_FLOORS
+        if (names := [label.Name for label in record.Labels if label.Confidence >= floor])
+    }
+    if facets:
+        doc[FACET_FIELD] = facets
     for label, out in zip(record.Labels, doc.get("Labels", []), strict=True):
         terms = label.terms()
         keys = [term_keys(t) for t in terms]

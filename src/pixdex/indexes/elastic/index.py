@@ -46,6 +46,8 @@ class ElasticIndex:
         self.failures_index = f"{name}-failures"
         self.template = f"pixdex-{name}"
         self._upgrade = upgrade
+        #: floors at which every index behind the alias lists label names (query.label_agg)
+        self.facet_floors: frozenset[int] = frozenset()
         self._ensure(create)
 
     @classmethod
@@ -150,9 +152,13 @@ class ElasticIndex:
             raise IndexUnavailable(
                 f"cannot read the mapping of {self.name} on {self.location}: {reason(body)}"
             )
+        floors: set[int] | None = None  # the floors every index lists names at
         for index, value in body.items():
             found = value.get("mappings", {})
             meta = (found.get("_meta") or {}).get("pixdex") or {}
+            listed = meta.get("facet_floors") if meta.get("schema") == mapping.SCHEMA else None
+            listed = {f for f in listed or () if isinstance(f, int)}
+            floors = listed if floors is None else floors & listed
             labels = found.get("properties", {}).get("Labels", {}).get("type", "object")
             if not meta or labels != "nested":
                 raise IndexUnavailable(
@@ -179,11 +185,14 @@ class ElasticIndex:
                     " mapping; searches keep working meanwhile"
                 )
         self.concrete = concrete
+        self.facet_floors = frozenset(floors or ())
 
     def _add_fields(self, index: str, properties: dict[str, Any]) -> None:
         """Bring an index of an earlier schema that differs only by fields it lacks (the text
-        read in photos, schema 3) to the current one in place: new fields are allowed in a
-        mapping, so nothing is copied and searches never stop."""
+        read in photos, schema 3; the facet fields, schema 4) to the current one in place: new
+        fields are allowed in a mapping, so nothing is copied and searches never stop. Its
+        ``_meta`` lists no facet floors, as the documents written before have no facet fields:
+        its facets count the nested labels until ``pixdex reindex`` rewrites them."""
         body = {
             "_meta": {"pixdex": {"schema": mapping.SCHEMA}},
             "properties": mapping.added(properties),
@@ -191,11 +200,17 @@ class ElasticIndex:
         status, answer = self.conn.call("PUT", f"/{index}/_mapping", body=body)
         if status >= 300:
             raise IndexUnavailable(
-                f"{self.location}: cannot add the text fields to the mapping of {index}"
-                f" ({status}: {reason(answer)}); open it once with credentials that may change"
-                " its mapping, or run `pixdex reindex`"
+                f"{self.location}: cannot add the fields of schema {mapping.SCHEMA} (text read in"
+                f" photos, facets) to the mapping of {index} ({status}: {reason(answer)}); open it"
+                " once with credentials that may change its mapping, or run `pixdex reindex`"
             )
-        log.warning("%s: added the text fields to the mapping of %s", self.location, index)
+        log.warning(
+            "%s: added the fields of schema %d (text read in photos, facets) to the mapping of"
+            " %s; run `pixdex reindex` once for faster facets",
+            self.location,
+            mapping.SCHEMA,
+            index,
+        )
         older = self.conn.search(
             {
                 "size": 0,
@@ -374,7 +389,7 @@ class ElasticIndex:
         plan = query.sorted_plan(search)
         if plan is not None:
             return self._search_sorted(search, plan)
-        body, score = query.search_body(search)
+        body, score = query.search_body(search, self.facet_floors)
         aggs = body.pop("aggs", None)
         if aggs is None:
             resp = self.conn.search(body, self.name)
@@ -408,7 +423,9 @@ class ElasticIndex:
 
         aggs: dict[str, Any] = {"first_tier": {"filter": plan.legs[0].filter}}
         if search.facets:
-            aggs["facets"] = query.label_agg(search.facets, search.min_confidence)
+            aggs["facets"] = query.label_agg(
+                search.facets, search.min_confidence, self.facet_floors
+            )
         count = {"size": 0, "track_total_hits": True, "query": plan.match, "aggs": aggs}
         first, counted = self.conn.msearch([leg(0, search.offset, search.limit), count], self.name)
         found = first["hits"]["hits"]

@@ -14,11 +14,26 @@ from pixdex.indexes.elastic.transport import Options
 #: 1: Labels.Name a keyword. 2: Labels.Name (and Parents/Aliases/Categories.Name) text with a
 #: .keyword sub-field, as a dynamically mapped index has them; Labels.pixdex_phrases.
 #: 3: the text read in photos (docs/text.md): TextDetections, TextModelVersion, pixdex_text_words.
-SCHEMA = 3
-#: the oldest schema that becomes the current one by adding fields (2 → 3: the text fields)
+#: 4: pixdex_facets, label names at fixed confidence floors (``FACET_FLOORS``).
+SCHEMA = 4
+#: the oldest schema that becomes the current one by adding fields (2 → 3: the text fields;
+#: 3 → 4: the facet fields, empty in documents written before: see ``FACET_FLOORS``)
 ADDITIVE_FROM = 2
 #: the fields schema 3 added, in the order they are added to a schema-2 index
 TEXT_FIELDS = ("TextDetections", "TextModelVersion", "pixdex_text_words")
+#: the field schema 4 added
+FACET_FIELD = "pixdex_facets"
+#: Floors at which each document lists its label names in a field of its own
+#: (``pixdex_facets.at55``: the names with confidence ≥ 55), so the facets of a search at one of
+#: these floors are one terms aggregation over a field of the records, instead of one over every
+#: label of every matching record behind the nested join: label Person at floor 55, 100,000
+#: records, 33 → 13 ms of the server's time (one-off, docs/benchmarks.md). The default floor is
+#: 55 and the gallery's slider moves in steps of 5; below 50 a search counts most labels stored
+#: and is rare, so those floors (and any other) count through the nested labels as before. An
+#: index lists the floors its documents were written with in its ``_meta``
+#: (``facet_floors``); one brought to schema 4 in place has documents without them and lists
+#: none until ``pixdex reindex`` rewrites them.
+FACET_FLOORS = tuple(range(50, 100, 5))
 
 
 def record_mapping() -> dict[str, Any]:
@@ -29,7 +44,7 @@ def record_mapping() -> dict[str, Any]:
     text = {"type": "text", "fields": {"keyword": keyword}}
     named = {"properties": {"Name": text}}
     return {
-        "_meta": {"pixdex": {"schema": SCHEMA}},
+        "_meta": {"pixdex": {"schema": SCHEMA, "facet_floors": list(FACET_FLOORS)}},
         "dynamic": True,
         "properties": {
             "Labels": {
@@ -98,17 +113,24 @@ def record_mapping() -> dict[str, Any]:
             "pixdex_text_words": keyword,
             # exif.GPS lat/lon as a geo_point (distance and bounding-box queries, map dashboards)
             "pixdex_location": {"type": "geo_point"},
+            # label names at fixed floors, for the facets (FACET_FLOORS)
+            FACET_FIELD: {"properties": {facet_field(f): keyword for f in FACET_FLOORS}},
         },
     }
 
 
+def facet_field(floor: int) -> str:
+    """The sub-field of ``pixdex_facets`` listing the names at ≥ ``floor``."""
+    return f"at{floor}"
+
+
 def added(properties: dict[str, Any]) -> dict[str, Any]:
-    """What a schema-2 index's mapping (its ``properties``) lacks of the current one: the text
-    fields it has not mapped yet. One a document already brought in is left as dynamic mapping
-    made it (e.g. ``TextDetections`` from Rekognition's DetectText): changing a mapped field is
-    not allowed in place, and its dynamic mapping is searchable too."""
+    """What an earlier schema's mapping (its ``properties``) lacks of the current one: the text
+    fields and the facet field it has not mapped yet. One a document already brought in is left
+    as dynamic mapping made it (e.g. ``TextDetections`` from Rekognition's DetectText): changing
+    a mapped field is not allowed in place, and its dynamic mapping is searchable too."""
     current = record_mapping()["properties"]
-    return {name: current[name] for name in TEXT_FIELDS if name not in properties}
+    return {name: current[name] for name in (*TEXT_FIELDS, FACET_FIELD) if name not in properties}
 
 
 def failure_mapping() -> dict[str, Any]:

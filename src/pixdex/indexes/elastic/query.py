@@ -24,11 +24,12 @@ tier, searched in tier order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pixdex.indexes.base import SearchQuery, date_range
+from pixdex.indexes.elastic.mapping import FACET_FIELD, facet_field
 from pixdex.indexes.words import query_phrase, query_tokens, query_words, term_keys
 from pixdex.records import Label, Record
 
@@ -41,8 +42,10 @@ _NOT_EQUAL = 1.0  # no label equals the query: below every hit that has one (d â
 HIT_SOURCE = {"excludes": ["pixdex_*", "Labels.pixdex_*"]}
 
 
-def search_body(query: SearchQuery) -> tuple[dict[str, Any], Scorer]:
-    """(request body, exact scorer) for ``query``."""
+def search_body(
+    query: SearchQuery, facet_floors: Collection[int] = ()
+) -> tuple[dict[str, Any], Scorer]:
+    """(request body, exact scorer) for ``query``; ``facet_floors``: the index's (``label_agg``)."""
     parts = _Parts(query)
     body: dict[str, Any] = {
         "from": query.offset,
@@ -63,7 +66,7 @@ def search_body(query: SearchQuery) -> tuple[dict[str, Any], Scorer]:
         body["query"] = {"bool": {"filter": parts.filters}}
         body["sort"] = [{"key": "asc"}, {"bucket": "asc"}]
     if query.facets:
-        body["aggs"] = {"facets": label_agg(query.facets, query.min_confidence)}
+        body["aggs"] = {"facets": label_agg(query.facets, query.min_confidence, facet_floors)}
     return body, parts.score
 
 
@@ -241,13 +244,22 @@ def _label_words(label: Label) -> set[str]:
     return {w for t in label.terms() for w in term_keys(t)[1]}
 
 
-def label_agg(size: int, min_confidence: float = 0.0) -> dict[str, Any]:
+def label_agg(
+    size: int, min_confidence: float = 0.0, facet_floors: Collection[int] = ()
+) -> dict[str, Any]:
     """Label names counted per record, most frequent first, then by name.
 
-    Counted as label entries, not as parent documents (``reverse_nested``): a record holds one
+    At a floor the index's documents list their names at (``facet_floors``, from its
+    ``_meta``: ``mapping.FACET_FLOORS``), one terms aggregation over that list. At any other,
+    counted as label entries, not as parent documents (``reverse_nested``): a record holds one
     label per name (``records.unite_labels``, which every record pixdex builds or reads goes
     through, as Rekognition answers), so the two counts agree, and skipping the join back to the
     parents halved the facets' time (one-off, label Person at 100,000 records: p50 12 â†’ 6 ms)."""
+    order = [{"_count": "desc"}, {"_key": "asc"}]
+    shard_size = max(size * 10, 1000)
+    if min_confidence in facet_floors:
+        field = f"{FACET_FIELD}.{facet_field(int(min_confidence))}"
+        return {"terms": {"field": field, "size": size, "shard_size": shard_size, "order": order}}
     return {
         "nested": {"path": "Labels"},
         "aggs": {
@@ -258,8 +270,8 @@ def label_agg(size: int, min_confidence: float = 0.0) -> dict[str, Any]:
                         "terms": {
                             "field": "Labels.Name.keyword",
                             "size": size,
-                            "shard_size": max(size * 10, 1000),
-                            "order": [{"_count": "desc"}, {"_key": "asc"}],
+                            "shard_size": shard_size,
+                            "order": order,
                         },
                     }
                 },
@@ -272,5 +284,5 @@ def label_buckets(agg: dict[str, Any] | None) -> list[tuple[str, int]]:
     """(name, records) from a ``label_agg`` answer."""
     if not agg:
         return []
-    buckets = agg["confident"]["names"]["buckets"]
+    buckets = agg["buckets"] if "buckets" in agg else agg["confident"]["names"]["buckets"]
     return [(b["key"], int(b["doc_count"])) for b in buckets]
