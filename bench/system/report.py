@@ -230,9 +230,10 @@ def _search(results: dict[str, Any]) -> list[str]:
         f"{results['args']['search_rounds']} runs of each query after 3 warm-ups; 10 for SQLite's"
         " SQL path, with no passes before)",
         "",
-        "Each timed run is a query the server has not answered before (its floor a billionth"
-        ' lower each time: OpenSearch\'s request cache cannot answer it); "asked again" times'
-        " the same query again right after it, as a server with caches answers a repeat.",
+        "Each timed run is a query the server has not answered before (one more facet asked"
+        ' each time, 11, 12, …: OpenSearch\'s request cache cannot answer it); "asked again"'
+        " times the same query (10 facets) right after it, as a server with caches answers a"
+        " repeat.",
         "",
         "| backend | query | floor | hits | p50 ms | p99 ms | asked again: p50 / p99 ms |",
         "|---|---|---|---|---|---|---|",
