@@ -11,9 +11,9 @@ itself burns, so CPU time is the figure the shared machine distorts least.
 shared 2-core machine that does not hold: the default analyzers on two threads at once cost 18-20
 % more CPU per photo than on one, two cores giving 1.51-1.57 × one (docs/benchmarks.md). So the
 limit section also measures it — the analyzers at their pipeline setting (one thread per model,
-batches of 8) over the sample on one thread, then split over ``cores`` threads at once, in
-alternating rounds — and reports a second limit, ``speed-up × 1000 / Σ CPU ms``: what the cores
-gave when busy together. Both are printed; the ratios are given against both.
+the pipeline's batch size) over the sample on one thread, then split over ``cores`` threads at
+once, in alternating rounds — and reports a second limit, ``speed-up × 1000 / Σ CPU ms``: what
+the cores gave when busy together. Both are printed; the ratios are given against both.
 
 The naive baseline runs the same analyzers the plainest way: one photo at a time, read → decode
 → each analyzer on that one image → one write, nothing batched and nothing overlapped
@@ -151,20 +151,21 @@ def measure_limit(paths: list[Path], cores: int, log=print) -> Limit:
         index.close()
     stages.append(Stage("record + SQLite write", cpu, wall, "batch 16"))
     sample = images[:TOGETHER_PHOTOS]
-    together = [_together(analyzers, sample, cores) for _ in range(ROUNDS)]
+    batch = Settings().batch_size  # as the pipeline batches
+    together = [_together(analyzers, sample, cores, batch) for _ in range(ROUNDS)]
     log(f"  {cores} cores busy together: " + ", ".join(f"{x:.2f}" for x in together) + " × one")
     return Limit(n, cores, stages, together, len(sample))
 
 
-def _together(analyzers: list[Any], images: list[Any], cores: int) -> float:
-    """Wall-clock speed-up of the analyzers (one model thread each, batches of 8) over
-    ``images`` split across ``cores`` threads at once, against all of them on one thread."""
+def _together(analyzers: list[Any], images: list[Any], cores: int, batch: int) -> float:
+    """Wall-clock speed-up of the analyzers (one model thread each, ``batch`` photos at a time)
+    over ``images`` split across ``cores`` threads at once, against all of them on one thread."""
     from concurrent.futures import ThreadPoolExecutor
 
     def run(part: list[Any]) -> None:
-        for i in range(0, len(part), 8):
+        for i in range(0, len(part), batch):
             for a in analyzers:
-                a.analyze(part[i : i + 8])
+                a.analyze(part[i : i + batch])
 
     t0 = time.perf_counter()
     run(images)

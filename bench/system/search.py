@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from system.corpus import SHARED
+from system.latency import p50_p99
 from system.servers import rss_mb
 
 QUERIES: list[tuple[str, dict[str, Any]]] = [
@@ -152,12 +152,6 @@ def fill(index: Any, n: int, batch: int = 1000, log=print) -> float:
     return took
 
 
-def _percentiles(samples: list[float]) -> tuple[float, float]:
-    samples = sorted(samples)
-    p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
-    return statistics.median(samples), p99
-
-
 def measure(
     index: Any, backend: str, rounds: int, warm: int = WARM_PASSES, again: bool = True
 ) -> list[Latency]:
@@ -206,8 +200,8 @@ def measure(
                 t0 = time.perf_counter()
                 index.search(query)
                 repeated.append((time.perf_counter() - t0) * 1000)
-        p50, p99 = _percentiles(fresh)
-        again_p50, again_p99 = _percentiles(repeated) if repeated else (None, None)
+        p50, p99 = p50_p99(fresh)
+        again_p50, again_p99 = p50_p99(repeated) if repeated else (None, None)
         out.append(Latency(backend, what, floor, result.total, p50, p99, again_p50, again_p99))
     return out
 

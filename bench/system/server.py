@@ -17,7 +17,6 @@ import http.client
 import io
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from system.corpus import sources
+from system.latency import p50_p99
 from system.runs import clean_env
 from system.servers import free_port, rss_mb
 
@@ -179,11 +179,6 @@ def _load(
     return latencies, refused, time.perf_counter() - t0
 
 
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def measure(
     photos: list[Path], soak_requests: int, per_client: int = 40, log=print
 ) -> tuple[list[Level], Soak, list[str]]:
@@ -204,12 +199,13 @@ def measure(
                 n = per_client * clients if clients > 1 else per_client * 2
                 cpu0, c0 = server.cpu_s(), time.process_time()
                 latencies, refused, wall = _load(server.port, bodies, clients, n)
+                p50, p99 = p50_p99(latencies)
                 level = Level(
                     clients,
                     n,
                     wall,
-                    statistics.median(latencies) * 1000,
-                    _percentile(latencies, 0.99) * 1000,
+                    p50 * 1000,
+                    p99 * 1000,
                     refused,
                     (server.cpu_s() - cpu0) * 1000 / n,
                     (time.process_time() - c0) * 1000 / n,
