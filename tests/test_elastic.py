@@ -244,6 +244,26 @@ def test_mapping_is_explicit(server_url, opened) -> None:
     assert status == 200 and body["aggregations"]["t"]["buckets"][0]["doc_count"] == 3
 
 
+def test_facet_floors_come_from_the_index_meta_and_an_odd_one_lists_none(server_url, opened):
+    """A new index lists the floors its documents keep names at, and facets use them; an index
+    whose ``_meta`` was edited into something else opens all the same and counts the nested
+    labels, with the same facets."""
+    from pixdex.indexes.elastic import mapping as current
+
+    scheme, url = server_url
+    index = open_index(opened, scheme, url)
+    assert index.facet_floors == frozenset(current.FACET_FLOORS)
+    assert index.upsert([record(1, ("Dog", 90.0)), record(2, ("Dog", 60.0), ("Cat", 56.0))]) == []
+    want = [("Dog", 2), ("Cat", 1)]
+    assert index.search(SearchQuery(min_confidence=55)).facets == want
+    (concrete,) = rest(url, "GET", f"/_alias/{index.name}")[1]
+    odd = {"_meta": {"pixdex": {"schema": current.SCHEMA, "facet_floors": 55}}}
+    assert rest(url, "PUT", f"/{concrete}/_mapping", odd)[0] == 200
+    reopened = open_index(opened, scheme, url, name=index.name)
+    assert reopened.facet_floors == frozenset()
+    assert reopened.search(SearchQuery(min_confidence=55)).facets == want
+
+
 # --- reindex -------------------------------------------------------------------------------------
 
 

@@ -156,9 +156,10 @@ class ElasticIndex:
         for index, value in body.items():
             found = value.get("mappings", {})
             meta = (found.get("_meta") or {}).get("pixdex") or {}
-            listed = meta.get("facet_floors") if meta.get("schema") == mapping.SCHEMA else None
-            listed = {f for f in listed or () if isinstance(f, int)}
-            floors = listed if floors is None else floors & listed
+            listed = meta.get("facet_floors") if meta.get("schema") == mapping.SCHEMA else []
+            # what is not a list of ints (an edited _meta) lists nothing there: nested facets
+            ints = {f for f in listed if isinstance(f, int)} if isinstance(listed, list) else set()
+            floors = ints if floors is None else floors & ints
             labels = found.get("properties", {}).get("Labels", {}).get("type", "object")
             if not meta or labels != "nested":
                 raise IndexUnavailable(
