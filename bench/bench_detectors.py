@@ -27,8 +27,8 @@ SHARED = Path(os.environ.get("PIXDEX_SHARED", REPO.parent / "shared"))
 from pixdex.analyzers.objects import PRESETS, ObjectDetectionAnalyzer  # noqa: E402
 from pixdex.config import Settings  # noqa: E402
 from pixdex.imaging import decode  # noqa: E402
-from pixdex.models.classifier import available_cores  # noqa: E402
 from pixdex.models.detectors import DETECTORS, fuse  # noqa: E402
+from pixdex.models.sessions import available_cores  # noqa: E402
 
 
 def timed(fn: Callable[[], object], n: int, rounds: int) -> tuple[float, float]:

@@ -24,7 +24,8 @@ import numpy as np
 from PIL import Image
 
 from pixdex.imaging import decode
-from pixdex.models.classifier import Classifier, available_cores
+from pixdex.models.classifier import Classifier
+from pixdex.models.sessions import available_cores
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PIXDEX_SHARED", REPO.parent / "shared"))

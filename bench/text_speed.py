@@ -35,8 +35,8 @@ SHARED = Path(os.environ.get("PIXDEX_SHARED", REPO.parent / "shared"))
 VOC = SHARED / "data" / "voc2007" / "images"
 sys.path.insert(0, str(REPO / "src"))
 
-from pixdex.models.classifier import session_options  # noqa: E402
 from pixdex.models.ocr import OcrModels, _det_size  # noqa: E402
+from pixdex.models.sessions import session_options  # noqa: E402
 
 
 def session(path: Path, threads: int = 1, level=None):

@@ -137,9 +137,9 @@ _ARENA_GROWTH = """
 import sys
 import numpy as np
 from pixdex.memory import rss_bytes
-from pixdex.models import classifier
+from pixdex.models import classifier, sessions
 if sys.argv[2] == "own":
-    classifier._arena_shared = False  # as where ONNX Runtime cannot register a shared arena
+    sessions._arena_shared = False  # as where ONNX Runtime cannot register a shared arena
 a = classifier.Classifier("efficientnet-lite0", cache_dir=sys.argv[1], threads=1)
 b = classifier.Classifier("efficientnet-lite0", cache_dir=sys.argv[1], threads=1)
 x = np.random.default_rng(0).random((16, 3, 224, 224), dtype=np.float32)

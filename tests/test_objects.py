@@ -146,7 +146,7 @@ def test_model_threads_follow_how_many_batches_run_at_once() -> None:
     thread; DetectLabels (CLI and server, one batch at a time) on every core; `threads` wins."""
     from pixdex.analyzers import default_analyzers
     from pixdex.analyzers.detect import LabelDetector
-    from pixdex.models.classifier import available_cores
+    from pixdex.models.sessions import available_cores
 
     def threads(analyzers) -> set[int]:
         sessions = []

@@ -156,7 +156,7 @@ def test_pipeline_runs_the_text_models_on_one_thread_per_batch():
     """With several batches analyzed at once (the default), each text model session uses one
     thread; with one batch at a time, all cores; a `threads` setting wins."""
     from pixdex.config import Settings
-    from pixdex.models.classifier import available_cores
+    from pixdex.models.sessions import available_cores
 
     def threads(**settings: int) -> tuple[int, int]:
         engine = TextAnalyzer.from_settings(Settings(**settings)).engine

@@ -72,7 +72,7 @@ class DecodePool:
     operation asked for them."""
 
     def __init__(self, threads: int | None = None) -> None:
-        from pixdex.models.classifier import available_cores
+        from pixdex.models.sessions import available_cores
 
         self.threads = threads or available_cores()
         self._pool: ThreadPoolExecutor | None = None

@@ -28,7 +28,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from pixdex.models.classifier import session_options
+from pixdex.models.sessions import session_options
 
 #: the 80 COCO categories in the order of the detectors' score columns (COCO's own order)
 COCO80: tuple[str, ...] = (

@@ -35,7 +35,8 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from pixdex.models.classifier import ModelError, session_options
+from pixdex.models.classifier import ModelError
+from pixdex.models.sessions import session_options
 
 #: PaddleOCR's NormalizeImage applies ImageNet's RGB statistics, in that order, to BGR arrays
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
