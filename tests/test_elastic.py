@@ -262,6 +262,13 @@ def test_facet_floors_come_from_the_index_meta_and_an_odd_one_lists_none(server_
     reopened = open_index(opened, scheme, url, name=index.name)
     assert reopened.facet_floors == frozenset()
     assert reopened.search(SearchQuery(min_confidence=55)).facets == want
+    # a floor no field is kept for counts the nested labels too, the listed ones still count
+    odd["_meta"]["pixdex"]["facet_floors"] = [42, 55]
+    assert rest(url, "PUT", f"/{concrete}/_mapping", odd)[0] == 200
+    reopened = open_index(opened, scheme, url, name=index.name)
+    assert reopened.facet_floors == frozenset({55})
+    assert reopened.search(SearchQuery(min_confidence=55)).facets == want
+    assert reopened.search(SearchQuery(min_confidence=42)).facets == want
 
 
 # --- reindex -------------------------------------------------------------------------------------

@@ -157,9 +157,10 @@ class ElasticIndex:
             found = value.get("mappings", {})
             meta = (found.get("_meta") or {}).get("pixdex") or {}
             listed = meta.get("facet_floors") if meta.get("schema") == mapping.SCHEMA else []
-            # what is not a list of ints (an edited _meta) lists nothing there: nested facets
-            ints = {f for f in listed if isinstance(f, int)} if isinstance(listed, list) else set()
-            floors = ints if floors is None else floors & ints
+            # only floors this pixdex writes lists at: anything else in an edited _meta (not a
+            # list, a floor with no such field) would aggregate a missing field (no facets)
+            known = {f for f in mapping.FACET_FLOORS if isinstance(listed, list) and f in listed}
+            floors = known if floors is None else floors & known
             labels = found.get("properties", {}).get("Labels", {}).get("type", "object")
             if not meta or labels != "nested":
                 raise IndexUnavailable(
