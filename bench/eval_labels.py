@@ -256,8 +256,10 @@ def fit_platt(x: np.ndarray, y: np.ndarray, floor: float = 0.05) -> tuple[float,
 
 
 #: the operating point: Confidence 55 is where, on the fit photos, the image-level precision of
-#: the labels is this (the classifier's temperature uses the same rule: docs/labels.md)
-TARGET_PRECISION = 0.85
+#: the labels is this — 0.025 over the 0.80 issue 13 asks. It was 0.85 (the classifier
+#: temperature's rule) until coco128's recall at 55 stood at 0.641, under the 0.65 asked, with
+#: all the margin on precision (docs/labels.md)
+TARGET_PRECISION = 0.825
 
 
 def operating_point(ds: datasets.Dataset, outputs: list[Outputs], preset: Preset,
@@ -326,15 +328,20 @@ def fit(ds: datasets.Dataset, outputs: list[Outputs], detectors: tuple[str, ...]
 
 
 #: the bands tried for the cascade (NanoDet only where SSDLite is unsure), around the fused
-#: score that Confidence 55 calibrates to (0.26; Person 0.34)
+#: score that Confidence 55 calibrates to (0.25; Person 0.34)
 CASCADE_BANDS = ((0.2, 0.4), (0.2, 0.5), (0.25, 0.45), (0.25, 0.5), (0.3, 0.45), (0.3, 0.5),
                  (0.3, 0.6), (0.35, 0.5), (0.35, 0.6), (0.4, 0.5), (0.4, 0.6))  # fmt: skip
 
 
+#: boxes the cascade may give up against the pair on every photo, as a share of the pair's (2 of
+#: the ~190 boxes of voc-fit: the found categories and Person are held exactly)
+BOX_SLACK = 0.02
+
+
 def fit_cascade(ds: datasets.Dataset, outputs: list[Outputs], floor: float) -> None:
     """For each band: on how many photos NanoDet runs and what the labels then score; the
-    band chosen is the one with the fewest NanoDet runs whose recall, Person recall and boxes
-    are all at least those of the pair run on every photo."""
+    band chosen is the one with the fewest NanoDet runs whose recall and Person recall are at
+    least those of the pair run on every photo, and its boxes within BOX_SLACK of the pair's."""
     both = PRESETS["ssdlite+nanodet-always"]
     detectors = both.detectors
     print(f"\n== cascade bands on {ds.name} ({len(ds.photos)} photos), Confidence >= {floor:g}")
@@ -351,13 +358,14 @@ def fit_cascade(ds: datasets.Dataset, outputs: list[Outputs], floor: float) -> N
               f"{q.recall:7.3f} {q.precision:9.3f} {q.person_found:>3}/{q.person_photos:<3} "
               f"{q.false_person:>4}/{q.no_person_photos:<3} {q.boxed:>6}")  # fmt: skip
     ref = rows[0][2]
-    keeps = [r for r in rows[1:] if r[2].found >= ref.found and r[2].boxed >= ref.boxed
+    keeps = [r for r in rows[1:] if r[2].found >= ref.found
+             and r[2].boxed >= (1 - BOX_SLACK) * ref.boxed
              and r[2].person_found >= ref.person_found]  # fmt: skip
     if keeps:
         band, share, _ = min(keeps, key=lambda r: r[1])
         print(f"chosen: {band[0]:g}-{band[1]:g} (NanoDet on {share:.0%} of the photos)")
     else:
-        print("no band keeps the pair's recall, Person recall and boxes")
+        print("no band keeps the pair's recall, Person recall and (nearly) its boxes")
 
 
 def speed(ds: datasets.Dataset, detector: str) -> None:

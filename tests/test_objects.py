@@ -186,8 +186,8 @@ def test_quality_on_photos_the_detectors_never_saw() -> None:
     outputs = eval_labels.analyze(ds, preset.detectors, classifier=True, threads=2)
     q = eval_labels.score(ds, eval_labels.labels_for(outputs, preset, preset.detectors), 55.0)
     assert q.pairs == 220
-    assert q.found >= 194, q.per_category  # recall ≥ 0.88
+    assert q.found >= 198, q.per_category  # recall ≥ 0.90 (202 measured)
     assert q.precision >= 0.86
     assert q.person_found >= 55 and q.false_person <= 3
-    assert q.boxed >= 190, q.boxed  # 0.84
+    assert q.boxed >= 192, q.boxed  # 0.85 (198 measured)
     assert q.unlabelled <= 3
