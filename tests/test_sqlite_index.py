@@ -99,6 +99,39 @@ def test_a_version_2_file_gets_its_stored_text_searchable_when_opened(tmp_path: 
     index.close()
 
 
+def test_an_older_file_gets_the_facet_index_once_and_facets_count_from_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "index.db"
+    shutil.copy(V2, path)
+    with caplog.at_level("WARNING", logger="pixdex.indexes.sqlite"):
+        index = SqliteIndex(path)
+    assert "indexing" in caplog.text and "faster facets" in caplog.text
+    try:
+        result = index.search(SearchQuery(min_confidence=55, facets=50))
+        expected: dict[str, int] = {}
+        for hit in index.search(SearchQuery(min_confidence=0, limit=100, facets=0)).hits:
+            for name in {lb.Name for lb in hit.record.Labels if lb.Confidence >= 55}:
+                expected[name] = expected.get(name, 0) + 1
+        assert dict(result.facets) == expected and expected
+        # the facets' counting reads the covering index alone, never the table
+        plan = " ".join(
+            row[-1]
+            for row in index._db.execute(  # noqa: SLF001 - the plan of the facets' query shape
+                "EXPLAIN QUERY PLAN SELECT lt.name, COUNT(DISTINCT lt.rid) FROM label_terms lt"
+                " WHERE lt.name IS NOT NULL AND lt.confidence >= 55"
+                " AND lt.rid IN (SELECT rid FROM records) GROUP BY lt.name"
+            )
+        )
+        assert "COVERING INDEX label_terms_named_rid" in plan, plan
+    finally:
+        index.close()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="pixdex.indexes.sqlite"):
+        SqliteIndex(path).close()  # built once: nothing to say the second time
+    assert "faster facets" not in caplog.text
+
+
 def test_a_file_from_a_newer_pixdex_is_refused_with_a_reason(tmp_path: Path) -> None:
     path = tmp_path / "index.db"
     shutil.copy(V1, path)

@@ -71,6 +71,11 @@ CREATE INDEX IF NOT EXISTS label_terms_term ON label_terms (term, confidence);
 CREATE INDEX IF NOT EXISTS label_terms_rid ON label_terms (rid);
 CREATE INDEX IF NOT EXISTS label_terms_name
     ON label_terms (name, confidence) WHERE name IS NOT NULL;
+-- the facets of a search count the named rows of the matching records: read from this index
+-- alone, without visiting the table (label Person at 100,000 records, 3 alternating rounds:
+-- 0.64-0.80 s -> 0.31-0.44 s, the same counts. Built in ~6 s there when an older file opens)
+CREATE INDEX IF NOT EXISTS label_terms_named_rid
+    ON label_terms (rid, confidence, name) WHERE name IS NOT NULL;
 CREATE TABLE IF NOT EXISTS label_phrases (
     rid INTEGER NOT NULL,
     phrase TEXT NOT NULL,        -- a term's stemmed words joined by spaces (words.term_keys)
@@ -144,6 +149,7 @@ class SqliteIndex:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=30000")
+            self._announce_new_indexes()
             with self._tx():
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
@@ -159,6 +165,22 @@ class SqliteIndex:
         self._memory: MemorySearch | None = None
         if memory_search and self.location != ":memory:":
             self._memory = MemorySearch(str(Path(self.location).expanduser()))
+
+    def _announce_new_indexes(self) -> None:
+        """Say so when opening a file written before ``label_terms_named_rid`` existed: the
+        schema's CREATE INDEX then builds it, once (~6 s per 100,000 records, the file locked
+        meanwhile), and a pause without a word looks like a hang."""
+        found = self._db.execute(
+            "SELECT name FROM sqlite_master WHERE name IN ('label_terms', 'label_terms_named_rid')"
+        ).fetchall()
+        if [n for (n,) in found] == ["label_terms"]:
+            (rows,) = self._db.execute("SELECT COUNT(*) FROM label_terms").fetchone()
+            if rows:
+                log.warning(
+                    "upgrading %s: indexing %d label terms for faster facets (once)",
+                    self.location,
+                    rows,
+                )
 
     def _upgrade(self) -> None:
         """Bring a file written by an earlier pixdex to SCHEMA_VERSION, in the open transaction,
