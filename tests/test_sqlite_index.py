@@ -140,3 +140,13 @@ def test_a_file_from_a_newer_pixdex_is_refused_with_a_reason(tmp_path: Path) -> 
     with pytest.raises(IndexUnavailable, match="schema 99, newer than this pixdex"):
         SqliteIndex(path)
     assert schema(path) == "99"
+
+
+def test_schema_comments_may_hold_semicolons() -> None:
+    from pixdex.indexes.sqlite import _statements
+
+    script = "CREATE TABLE a (x INT); -- one; two\nCREATE TABLE b (y INT) -- why; not\n;"
+    assert [s.strip() for s in _statements(script)] == [
+        "CREATE TABLE a (x INT)",
+        "CREATE TABLE b (y INT)",
+    ]

@@ -106,6 +106,14 @@ CREATE TABLE IF NOT EXISTS failures (
 _KEY_END = "\U0010ffff"  # sorts after every character: key range [prefix, prefix + _KEY_END)
 
 
+def _statements(script: str) -> list[str]:
+    """The statements of ``script``, its ``--`` comments dropped first: a ";" in a comment split
+    a statement in two and made every index unopenable (executescript would commit the open
+    transaction, so the schema runs statement by statement)."""
+    text = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
+    return [statement for statement in text.split(";") if statement.strip()]
+
+
 def _least(parts: list[str]) -> str:
     """SQL for the smallest of ``parts`` (SQLite's MIN needs two arguments or more)."""
     return parts[0] if len(parts) == 1 else f"MIN({', '.join(parts)})"
@@ -151,9 +159,8 @@ class SqliteIndex:
             self._db.execute("PRAGMA busy_timeout=30000")
             self._announce_new_indexes()
             with self._tx():
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                for statement in _statements(SCHEMA):
+                    self._db.execute(statement)
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
                 )
