@@ -101,9 +101,13 @@ def main() -> int:
 
     text = TextAnalyzer.from_settings(Settings(threads=1))
     text_images = [decode(b, min_side=max(min_side, text.min_side)) for b in blobs]
-    text_inputs = [
+    text_inputs = [  # as OcrEngine.detect prepares them (no gate: the default)
         text.engine._normalise(
-            d.image.resize(_det_size(d.image.size, text.engine.det_side), Image.Resampling.BILINEAR)
+            d.image.resize(
+                _det_size(d.image.size, text.engine.det_side),
+                Image.Resampling.BILINEAR,
+                reducing_gap=2.0,
+            )
         )
         for d in text_images
     ]
