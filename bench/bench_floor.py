@@ -34,14 +34,15 @@ alternate and the best is kept.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -52,10 +53,10 @@ from pixdex.analyzers.objects import ObjectDetectionAnalyzer  # noqa: E402
 from pixdex.analyzers.text import TextAnalyzer  # noqa: E402
 from pixdex.config import Settings  # noqa: E402
 from pixdex.imaging import decode  # noqa: E402
-from pixdex.models.ocr import TextRegion, _det_size  # noqa: E402
+from pixdex.models.ocr import TextRegion  # noqa: E402
 from pixdex.models.sessions import available_cores  # noqa: E402
 
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("PIXDEX_SHARED", REPO.parent / "shared"))
 
 #: the narrowest cascade band of ``eval_labels.py --fit-cascade`` (docs/labels.md) whose Person
 #: recall on voc-fit is still ≥ 0.92 (61/66): NanoDet on the fewest photos the bar allows
@@ -77,7 +78,10 @@ def main() -> int:
     args = ap.parse_args()
     import onnxruntime
 
-    paths = sorted((SHARED / "data" / "coco128" / "images").glob("*.jpg"))
+    folder = SHARED / "data" / "coco128" / "images"
+    paths = sorted(folder.glob("*.jpg"))
+    if not paths:
+        raise SystemExit(f"no coco128 photos in {folder} (set PIXDEX_SHARED to the shared data)")
     blobs = [p.read_bytes() for p in paths]
     n = len(blobs)
     analyzers = default_analyzers(Settings(threads=1))
@@ -90,8 +94,10 @@ def main() -> int:
     views = [objects.view(d.image) for d in images]
     firsts = [ssd.detect(v) for v in views]
     default_share = sum(objects.unsure(f) for f in firsts) / n
-    lo, hi = NARROWEST_BAND
-    narrow_share = sum(_unsure_in(f, lo, hi) for f in firsts) / n
+    narrow = ObjectDetectionAnalyzer(
+        objects.detectors, replace(objects.preset, unsure=NARROWEST_BAND)
+    )
+    narrow_share = sum(narrow.unsure(f) for f in firsts) / n
     clf_batches = [
         np.stack([classifier.preprocess(d.image) for d in images[i : i + BATCH]])
         for i in range(0, n, BATCH)
@@ -102,14 +108,7 @@ def main() -> int:
     text = TextAnalyzer.from_settings(Settings(threads=1))
     text_images = [decode(b, min_side=max(min_side, text.min_side)) for b in blobs]
     text_inputs = [  # as OcrEngine.detect prepares them (no gate: the default)
-        text.engine._normalise(
-            d.image.resize(
-                _det_size(d.image.size, text.engine.det_side),
-                Image.Resampling.BILINEAR,
-                reducing_gap=2.0,
-            )
-        )
-        for d in text_images
+        text.engine._normalise(text.engine.detector_view(d.image)) for d in text_images
     ]
 
     found = [text.engine.detect(d.image) for d in text_images]
@@ -192,15 +191,6 @@ def main() -> int:
         f"i.e. ≤ {base / 2:.1f} ms. Text found on {sum(bool(r) for r in found)} of {n} photos."
     )
     return 0
-
-
-def _unsure_in(dets: object, lo: float, hi: float) -> bool:
-    """Whether some category's best SSDLite score lies in [lo, hi) (``ObjectDetectionAnalyzer
-    .unsure`` with another band)."""
-    from pixdex.analyzers.objects import _best_of_class
-
-    scores = dets.scores  # type: ignore[attr-defined]
-    return bool(np.any((scores >= lo) & (scores < hi) & _best_of_class(dets)))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -192,14 +192,19 @@ class OcrEngine:
         not work: a crop's map differs from the photo's even inside it, with a 96 px margin
         and with the whole photo's squeeze-excitation values fed in (the deep features see far
         beyond any margin)."""
-        size = _det_size(image.size, self.det_side)
-        small = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        small = self.detector_view(image)
+        size = small.size
         gate = _det_size(image.size, self.gate_side) if self.gate_side else size
         if gate[0] * gate[1] * 2 <= size[0] * size[1]:  # the gate pays off
             hint = self._run_det(self._normalise(small.resize(gate, Image.Resampling.BILINEAR)))
             if float(hint.max()) < self.gate_thresh:
                 return []
         return self.regions(self._run_det(self._normalise(small)), image.size)
+
+    def detector_view(self, image: Image.Image) -> Image.Image:
+        """``image`` as the detector sees it: its longer side at most ``det_side`` px."""
+        size = _det_size(image.size, self.det_side)
+        return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
     def _normalise(self, image: Image.Image) -> np.ndarray:
         """(1, 3, H, W) float32 BGR input, normalised (a lookup table per channel: the same
