@@ -21,10 +21,12 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from pixdex.indexes.base import (
+    CheckReport,
     Hit,
     Indexed,
     IndexStats,
@@ -121,6 +123,50 @@ def _least(parts: list[str]) -> str:
 
 def _fts_phrase(token: str) -> str:
     return '"' + token.replace('"', '""') + '"'
+
+
+def document(record: Record) -> str:
+    """The JSON stored for a record: the record whole, as Rekognition-shaped JSON."""
+    return json.dumps(record.to_json(), separators=(",", ":"))
+
+
+def record_columns(record: Record) -> tuple[object, ...]:
+    """The ``records`` columns besides ``doc`` (what filters and ``known`` read), in order."""
+    return (
+        record.id,
+        record.bucket,
+        record.key,
+        record.timestamp,
+        record.fingerprint,
+        record.content_sha256,
+        record.analysis_version,
+        record.LabelModelVersion,
+    )
+
+
+def label_rows(record: Record) -> list[tuple[str, str | None, float]]:
+    """(term, name, confidence) per ``label_terms`` row: each label's name, parents and aliases,
+    lower-cased, once each; ``name`` (the display name, for facets) on the label's own row."""
+    rows: list[tuple[str, str | None, float]] = []
+    for label in record.Labels:
+        seen: set[str] = set()
+        for i, term in enumerate(label.terms()):
+            if term.lower() in seen:
+                continue
+            seen.add(term.lower())
+            rows.append((term.lower(), label.Name if i == 0 else None, label.Confidence))
+    return rows
+
+
+def term_phrases(term: str) -> list[str]:
+    """The ``label_phrases`` of one label term (``words.term_keys``)."""
+    return term_keys(term)[0]
+
+
+def photo_text(record: Record) -> str:
+    """What ``text_fts`` holds for a record: the LINEs read in the photo (WORDs are their parts);
+    empty when there are none (no row)."""
+    return "\n".join(record.text_lines())
 
 
 class SqliteIndex:
@@ -222,7 +268,8 @@ class SqliteIndex:
         log.warning("upgrading %s: text of %d record(s)", self.location, len(docs))
         self._db.execute("DELETE FROM text_fts")
         for rid, doc in docs:
-            self._index_text(rid, Record.model_validate_json(doc))
+            if text := photo_text(Record.model_validate_json(doc)):
+                self._db.execute("INSERT INTO text_fts (rowid, text) VALUES (?, ?)", (rid, text))
         self._db.execute(
             "UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,)
         )
@@ -231,15 +278,35 @@ class SqliteIndex:
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)
 
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        """Inside the open transaction: undo exactly what the block wrote if it raises."""
+        self._db.execute("SAVEPOINT one_record")
+        try:
+            yield
+            self._db.execute("RELEASE one_record")
+        except BaseException:
+            if self._db.in_transaction:  # else SQLite already rolled everything back
+                self._db.execute("ROLLBACK TO one_record")
+                self._db.execute("RELEASE one_record")
+            raise
+
     # --- writes -------------------------------------------------------------------------------
     def upsert(self, records: Sequence[Record]) -> list[WriteError]:
+        """One transaction for the batch, one savepoint per record: a record that fails half-way
+        is rolled back to its old version (or to nothing) and reported, the others are kept."""
         errors: list[WriteError] = []
         with self._lock, self._tx():
             for record in records:
                 try:
-                    self._delete_one(record.bucket, record.key)
-                    self._insert(record)
+                    with self._savepoint():
+                        self._delete_one(record.bucket, record.key)
+                        self._insert(record)
                 except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+                    if not self._db.in_transaction:
+                        # SQLite rolled the whole transaction back itself (disk full, I/O
+                        # error): none of the batch is written
+                        return [WriteError(r.id, r.key, f"sqlite: {exc}") for r in records]
                     errors.append(WriteError(record.id, record.key, f"sqlite: {exc}"))
         return errors
 
@@ -247,61 +314,39 @@ class SqliteIndex:
         cur = self._db.execute(
             "INSERT INTO records (id, bucket, key, timestamp, fingerprint, content_sha256,"
             " analysis_version, label_model, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.id,
-                record.bucket,
-                record.key,
-                record.timestamp,
-                record.fingerprint,
-                record.content_sha256,
-                record.analysis_version,
-                record.LabelModelVersion,
-                json.dumps(record.to_json(), separators=(",", ":")),
-            ),
+            (*record_columns(record), document(record)),
         )
-        rid = cur.lastrowid
-        self._db.execute("INSERT INTO path_fts (rowid, path) VALUES (?, ?)", (rid, record.key))
-        self._index_text(rid, record)
-        for label in record.Labels:
-            seen: set[str] = set()
-            for i, term in enumerate(label.terms()):
-                if term.lower() in seen:
-                    continue
-                seen.add(term.lower())
-                tcur = self._db.execute(
-                    "INSERT INTO label_terms (rid, term, name, confidence) VALUES (?, ?, ?, ?)",
-                    (rid, term.lower(), label.Name if i == 0 else None, label.Confidence),
-                )
-                self._index_term(tcur.lastrowid, rid, term, label.Confidence)
+        self._derive(cur.lastrowid, record)
         self._db.execute(
             "DELETE FROM failures WHERE bucket = ? AND key = ?", (record.bucket, record.key)
         )
 
+    def _derive(self, rid: int | None, record: Record) -> None:
+        """The rows searches read, all derived from the record: its key's words, the text read
+        in the photo, and its label terms with their phrases and words (``pixdex check``
+        recomputes them the same way to find rows that disagree)."""
+        self._db.execute("INSERT INTO path_fts (rowid, path) VALUES (?, ?)", (rid, record.key))
+        if text := photo_text(record):
+            self._db.execute("INSERT INTO text_fts (rowid, text) VALUES (?, ?)", (rid, text))
+        for term, name, confidence in label_rows(record):
+            tcur = self._db.execute(
+                "INSERT INTO label_terms (rid, term, name, confidence) VALUES (?, ?, ?, ?)",
+                (rid, term, name, confidence),
+            )
+            self._index_term(tcur.lastrowid, rid, term, confidence)
+
     def _index_term(self, tid: int | None, rid: int | None, term: str, confidence: float) -> None:
         """What free text matches a label term by: its phrases and its words (``words``)."""
-        phrases, _ = term_keys(term)
         self._db.executemany(
             "INSERT INTO label_phrases (rid, phrase, confidence) VALUES (?, ?, ?)",
-            [(rid, phrase, confidence) for phrase in phrases],
+            [(rid, phrase, confidence) for phrase in term_phrases(term)],
         )
         self._db.execute(
             "INSERT INTO label_fts (rowid, term) VALUES (?, ?)", (tid, term_text(term))
         )
 
-    def _index_text(self, rid: int | None, record: Record) -> None:
-        """The text read in the photo, for free text: its LINEs (WORDs are their parts)."""
-        if lines := record.text_lines():
-            self._db.execute(
-                "INSERT INTO text_fts (rowid, text) VALUES (?, ?)", (rid, "\n".join(lines))
-            )
-
-    def _delete_one(self, bucket: str, key: str) -> bool:
-        row = self._db.execute(
-            "SELECT rid FROM records WHERE bucket = ? AND key = ?", (bucket, key)
-        ).fetchone()
-        if row is None:
-            return False
-        rid = row[0]
+    def _underive(self, rid: int) -> None:
+        """Remove every row derived from record ``rid`` (the record itself stays)."""
         self._db.execute(
             "DELETE FROM label_fts WHERE rowid IN (SELECT tid FROM label_terms WHERE rid = ?)",
             (rid,),
@@ -310,7 +355,15 @@ class SqliteIndex:
         self._db.execute("DELETE FROM label_phrases WHERE rid = ?", (rid,))
         self._db.execute("DELETE FROM path_fts WHERE rowid = ?", (rid,))
         self._db.execute("DELETE FROM text_fts WHERE rowid = ?", (rid,))
-        self._db.execute("DELETE FROM records WHERE rid = ?", (rid,))
+
+    def _delete_one(self, bucket: str, key: str) -> bool:
+        row = self._db.execute(
+            "SELECT rid FROM records WHERE bucket = ? AND key = ?", (bucket, key)
+        ).fetchone()
+        if row is None:
+            return False
+        self._underive(row[0])
+        self._db.execute("DELETE FROM records WHERE rid = ?", (row[0],))
         return True
 
     def delete(self, bucket: str, keys: Iterable[str]) -> int:
@@ -369,7 +422,7 @@ class SqliteIndex:
         if memory is not None and memory.handles(query) and memory.ready():
             try:
                 return memory.search(query)
-            except sqlite3.Error as exc:  # the same question in SQL below
+            except Exception as exc:  # noqa: BLE001 - the same question in SQL below
                 log.warning("in-memory search failed, searching in SQL: %s", exc)
         return self._search_sql(query)
 
@@ -505,6 +558,13 @@ class SqliteIndex:
             model_versions=[(m, c) for m, c in models],
         )
 
+    def check(self, repair: bool = False) -> CheckReport:
+        """``pixdex check``: whether every derived row agrees with its record (``sqlite_check``);
+        with ``repair``, re-derive what disagrees."""
+        from pixdex.indexes.sqlite_check import check
+
+        return check(self, repair)
+
     def close(self) -> None:
         if self._memory is not None:
             self._memory.close()
@@ -513,7 +573,8 @@ class SqliteIndex:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE … COMMIT, rolled back on error: a batch is written whole or not at all."""
+    """BEGIN IMMEDIATE … COMMIT: what the block wrote is committed together, or rolled back
+    together when the block or the COMMIT fails."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
@@ -522,4 +583,19 @@ class _Transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is not None:
+            self._rollback()
+            return
+        if not self._db.in_transaction:  # rolled back by SQLite itself; the caller reported it
+            return
+        try:
+            self._db.execute("COMMIT")
+        except BaseException:
+            # a COMMIT that fails (disk full, I/O error, interrupted) may leave the transaction
+            # open: end it, or the next batch would be written into it and committed with it
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
