@@ -183,7 +183,17 @@ class MemorySearch:
         (version,) = self._db.execute("PRAGMA data_version").fetchone()
         if version == self.version:
             return
+        try:
+            self._apply_changes()
+        except BaseException:
+            # half-applied changes would answer wrongly from now on: forget the copy, so the
+            # next search loads it whole again (this one is answered in SQL)
+            self._reset()
+            raise
         self.version = version
+
+    def _apply_changes(self) -> None:
+        """Drop the records that are gone, load the ones added (``_catch_up``)."""
         row = self._db.execute("SELECT COUNT(*), MAX(rid) FROM records").fetchone()
         count, top = row[0], row[1] or 0
         known = int(self.live.sum())
@@ -200,7 +210,7 @@ class MemorySearch:
             self._reindex()
         if self.dead_rows > COMPACT_SHARE * max(1, len(self.rid)):
             self._reset()
-            self._catch_up()
+            self._apply_changes()
 
     def _reindex(self) -> None:
         """After a change: the rows-by-term index (rebuilt when a tenth of the rows came after
