@@ -471,6 +471,53 @@ def stats(
 
 
 @app.command()
+def check(
+    index: IndexOpt = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Re-derive what disagrees from the stored records; records that cannot be "
+            "mended are removed and analyzed again by the next pixdex index.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify the index: records, label terms, free-text rows and facets agree (and, on
+    Elasticsearch/OpenSearch, the alias and the mapping). Exit 0 clean, 1 problems found."""
+    from pixdex.indexes import open_index
+
+    settings = _settings(index=index)
+    with _fatal_errors():
+        idx = open_index(settings.index, settings, create=False)
+        try:
+            report = idx.check(repair=repair)
+            after = idx.check() if repair and report.problems else report
+        finally:
+            idx.close()
+    if as_json:
+        payload = report.to_json()
+        if repair:
+            payload["remaining"] = after.problems
+        print(json.dumps(payload, indent=2))
+    else:
+        for problem in report.problems:
+            out.print(problem, highlight=False, soft_wrap=True)
+        found = f"{len(report.problems)} problem(s)" if report.problems else "clean"
+        err.print(f"checked {report.records} record(s) in {report.location}: {found}")
+        if repair and report.problems:
+            err.print(
+                f"repaired {report.repaired} record(s) from their stored documents; "
+                f"{report.reanalyze} removed for re-analysis (pixdex index analyzes them again); "
+                + (f"{len(after.problems)} problem(s) remain" if after.problems else "now clean")
+            )
+        elif report.problems:
+            err.print("pixdex check --repair mends them")
+    if after.problems:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
 def reindex(
     index: IndexOpt = None,
     reanalyze: Annotated[

@@ -111,6 +111,33 @@ class WriteError:
 
 
 @dataclass(slots=True)
+class CheckReport:
+    """What ``pixdex check`` found in an index: one line per problem a user can act on, and
+    (with ``repair``) how many records were mended from their stored documents and how many
+    could not be and were marked for re-analysis (the next ``pixdex index`` analyzes them)."""
+
+    location: str
+    records: int = 0
+    problems: list[str] = field(default_factory=list)
+    repaired: int = 0
+    reanalyze: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "location": self.location,
+            "records": self.records,
+            "clean": self.clean,
+            "problems": self.problems,
+            "repaired": self.repaired,
+            "reanalyze": self.reanalyze,
+        }
+
+
+@dataclass(slots=True)
 class Indexed:
     """What an index knows about one stored object: enough to decide whether to re-analyze."""
 
