@@ -338,6 +338,12 @@ class FaultProxy:
         self.bulk_ok = 0  # bulk requests forwarded
         self.bulk_limit: int | None = None  # go down after this many forwarded bulk requests
         self.rejected = 0
+        #: positions of items in the next bulk request the server refuses (they are not sent;
+        #: their answers say 400) — a per-item failure, as a mapping conflict causes
+        self.fail_items: set[int] = set()
+        #: forward the next bulk request, then drop the connection without an answer (a
+        #: timeout after the server applied it)
+        self.lose_answer = False
         # called with (method, path) before a request is forwarded: lets a test act in between
         self.before_forward: Callable[[str, str], None] | None = None
         proxy = self
@@ -375,13 +381,26 @@ class FaultProxy:
                     return
                 if proxy.before_forward is not None:
                     proxy.before_forward(self.command, self.path)
+                refused: set[int] = set()
+                if bulk and proxy.fail_items and body:
+                    refused, proxy.fail_items = proxy.fail_items, set()
+                    body = _without_items(body, refused)
                 conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                # http.client sets the length of the body forwarded (it may have been cut)
+                skip = ("host", "content-length")
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
                 conn.request(self.command, self.path, body=body, headers=headers)
                 response = conn.getresponse()
                 payload = response.read()
                 if bulk:
                     proxy.bulk_ok += 1
+                    if proxy.lose_answer:
+                        proxy.lose_answer = False
+                        self.close_connection = True
+                        conn.close()
+                        return
+                    if refused:
+                        payload = _with_refusals(payload, refused)
                 self.send_response(response.status)
                 for k, v in response.getheaders():
                     if k.lower() not in ("transfer-encoding", "connection", "content-length"):
@@ -402,6 +421,38 @@ class FaultProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _bulk_items(body: bytes) -> list[list[bytes]]:
+    """A bulk body's items, each its action line and (index actions) its document line."""
+    lines = [line for line in body.split(b"\n") if line]
+    items: list[list[bytes]] = []
+    while lines:
+        action = lines.pop(0)
+        item = [action]
+        if b'"delete"' not in action.split(b":", 1)[0]:
+            item.append(lines.pop(0))
+        items.append(item)
+    return items
+
+
+def _without_items(body: bytes, refused: set[int]) -> bytes:
+    items = [item for i, item in enumerate(_bulk_items(body)) if i not in refused]
+    return b"".join(line + b"\n" for item in items for line in item)
+
+
+def _with_refusals(payload: bytes, refused: set[int]) -> bytes:
+    """The server's answer to the items it got, with a 400 in the place of each refused one."""
+    answer = json.loads(payload)
+    got = iter(answer["items"])
+    total = len(answer["items"]) + len(refused)
+    error = {"type": "mapper_parsing_exception", "reason": "injected: refused by the test"}
+    answer["items"] = [
+        {"index": {"status": 400, "error": error}} if i in refused else next(got)
+        for i in range(total)
+    ]
+    answer["errors"] = True
+    return json.dumps(answer).encode()
 
 
 @pytest.fixture
@@ -748,3 +799,129 @@ def test_sigv4_signature_matches_botocore(monkeypatch: pytest.MonkeyPatch) -> No
         Credentials("AKIDEXAMPLE", "other", "session-token"), "es", "eu-west-1"
     ).add_auth(wrong)
     assert headers["Authorization"] != wrong.headers["Authorization"]
+
+
+# --- every write whole or absent, and pixdex check ----------------------------------------------
+
+
+def _docs(index: ElasticIndex, keys: list[str]) -> dict[str, dict[str, Any] | None]:
+    return {k: (r.to_json() if (r := index.get("photos", k)) else None) for k in keys}
+
+
+def test_a_bulk_item_refused_or_an_answer_lost_leaves_every_record_whole(
+    server_url, opened, proxy
+) -> None:
+    """Each item of a bulk write refused in turn, then a bulk whose answer never comes: every
+    record is its old or its new version, exactly the refused ones are reported, and label,
+    free-text and facet searches and ``check`` agree with what is stored."""
+    from _faults import agreement
+
+    scheme, url = server_url
+    index = open_index(opened, scheme, proxy.url, retries=0, backoff=0.01)
+    old = [record(i, ("Truck", 90.0)) for i in range(4)]
+    new = [record(i, ("Bus", 80.0), ("Person", 70.0)) for i in range(4)]
+    keys = [r.key for r in old]
+    terms = ["truck", "vehicle", "bus", "person"]
+    for refused in range(len(new)):
+        assert index.upsert(old) == []
+        proxy.fail_items = {refused}
+        errors = index.upsert(new)
+        assert [e.key for e in errors] == [keys[refused]]
+        assert "injected" in errors[0].reason
+        stored = _docs(index, keys)
+        assert stored == {
+            r.key: (o if i == refused else r).to_json()
+            for i, (r, o) in enumerate(zip(new, old, strict=True))
+        }
+        agreement(index, list(stored.values()), terms)
+    # the answer lost after the server wrote everything: reported, each record whole (new)
+    proxy.lose_answer = True
+    errors = index.upsert(old)
+    assert {e.key for e in errors} == set(keys)
+    agreement(index, list(_docs(index, keys).values()), terms)
+    assert index.upsert(old) == []  # the re-run
+    agreement(index, [r.to_json() for r in old], terms)
+
+
+def test_an_object_whose_write_fails_stays_in_the_failure_list(server_url, opened, proxy) -> None:
+    from pixdex.records import Failure
+
+    scheme, url = server_url
+    index = open_index(opened, scheme, proxy.url, retries=0)
+    earlier = record(7)
+    index.record_failures([Failure(bucket="photos", key=earlier.key, reason="truncated")])
+    proxy.fail_items = {0}
+    assert len(index.upsert([earlier])) == 1
+    assert [f.key for f in index.failures()] == [earlier.key]
+    assert index.upsert([earlier]) == []
+    assert index.failures() == []
+
+
+_SLOW_REINDEX = """
+import sys, time
+from pixdex.indexes.elastic import ElasticIndex
+index = ElasticIndex.from_url(sys.argv[1])
+def slow(record):
+    print("copying", flush=True)
+    time.sleep(0.2)
+    return record
+index.reindex(transform=slow)
+"""
+
+
+def test_a_reindex_killed_half_way_is_found_and_mended_by_check(server_url, opened) -> None:
+    """SIGKILL during ``reindex`` leaves the old index blocked for writes and an unfinished copy
+    beside it; ``check`` names both, ``--repair`` lifts the block and deletes the copy."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    scheme, url = server_url
+    index = open_index(opened, scheme, url)
+    assert index.upsert([record(i) for i in range(30)]) == []
+    assert index.check().clean
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_REINDEX, f"{scheme}+{url}/{index.name}?batch_docs=5"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert child.stdout is not None
+    for _ in range(8):  # well into the copy
+        assert child.stdout.readline().startswith("copying")
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(30)
+    assert index.upsert([record(99)]) != []  # writes refused: the old index is blocked
+    report = index.check()
+    assert len(report.problems) == 2, report.problems
+    assert "are blocked" in report.problems[0] and "unfinished copy" in report.problems[1]
+    assert index.check(repair=True).problems == report.problems
+    assert index.check().clean
+    assert index.upsert([record(99)]) == []
+    assert index.stats().records == 31
+
+
+def test_check_finds_and_mends_documents_that_disagree(server_url, opened) -> None:
+    from _faults import agreement
+
+    scheme, url = server_url
+    index = open_index(opened, scheme, url)
+    records = [record(i, ("Truck", 90.0)) for i in range(3)]
+    assert index.upsert(records) == []
+    concrete = index.concrete[0]
+    # another tool dropped the search fields of one document and wrote a non-record
+    doc = records[0].to_json()
+    rest(url, "PUT", f"/{concrete}/_doc/{records[0].id}?refresh=true", doc)
+    junk = {"bucket": "photos", "key": "x.jpg"}
+    junk["Labels"] = [{"Name": "Cat", "Confidence": 50, "Instances": "not boxes"}]
+    rest(url, "PUT", f"/{concrete}/_doc/junk?refresh=true", junk)
+    report = index.check()
+    assert len(report.problems) == 2, report.problems
+    assert "search fields disagree" in report.problems[0] or "not a record" in report.problems[0]
+    mended = index.check(repair=True)
+    assert (mended.repaired, mended.reanalyze) == (1, 1)
+    assert index.check().clean
+    agreement(index, [r.to_json() for r in records], ["truck", "vehicle"])
+    assert [f.key for f in index.failures()] == ["x.jpg"]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pixdex.indexes.base import (
+    CheckReport,
     Hit,
     Indexed,
     IndexStats,
@@ -276,36 +277,34 @@ class ElasticIndex:
         refresh: str | None = None,
     ) -> list[WriteError]:
         """Index ``records`` into ``target`` (the alias, or a new index during reindex); what the
-        server refused comes back as write errors, one per record."""
+        server refused comes back as write errors, one per record.
+
+        Each document is replaced whole by the server (never half-written); the failures of
+        the objects written are cleared after, in a second request, so an object whose write
+        failed keeps its place in the failure list."""
         items: list[tuple[Any, bytes]] = []
         errors: list[WriteError] = []
         for record in records:
             try:
-                line = bulk_line("index", target, record.id, search_doc(record))
-                if clear_failures:
-                    line += bulk_line("delete", self.failures_index, record.id)
+                items.append((record, bulk_line("index", target, record.id, search_doc(record))))
             except (TypeError, ValueError) as exc:
                 errors.append(WriteError(record.id, record.key, f"cannot serialize: {exc}"))
-                continue
-            items.append((record, line))
         done, failed = self.conn.bulk(items, refresh)
-        # One tagged item holds two actions (index + clear failure); results come per action.
-        answered: dict[str, list[dict[str, Any]]] = {}
-        for record, outcome in done:
-            answered.setdefault(record.id, []).append(outcome)
         for record, why in failed:
             errors.append(WriteError(record.id, record.key, why))
-        for record in records:
-            for outcome in answered.get(record.id, []):
-                if (
-                    outcome.get("_index", "").endswith("-failures")
-                    and target != self.failures_index
-                ):
-                    continue  # clearing a failure: 404 when there was none
-                if outcome.get("status", 500) >= 300:
-                    errors.append(
-                        WriteError(record.id, record.key, reason({"error": outcome.get("error")}))
-                    )
+        written: list[Record] = []
+        for record, outcome in done:
+            if outcome.get("status", 500) >= 300:
+                errors.append(
+                    WriteError(record.id, record.key, reason({"error": outcome.get("error")}))
+                )
+            else:
+                written.append(record)
+        if clear_failures and written:
+            cleared = [(r, bulk_line("delete", self.failures_index, r.id)) for r in written]
+            _, not_cleared = self.conn.bulk(cleared, refresh)
+            for record, why in not_cleared:  # written, but its old failure stays listed
+                log.warning("could not clear the failure of %s: %s", record.key, why)
         return errors
 
     def delete(self, bucket: str, keys: Iterable[str]) -> int:
@@ -500,6 +499,13 @@ class ElasticIndex:
         deleted afterwards unless ``keep_old``.
         """
         return reindex(self, transform, source, keep_old)
+
+    def check(self, repair: bool = False) -> CheckReport:
+        """``pixdex check``: the alias, write blocks and copies a stopped reindex leaves, and
+        every document's search fields (``check``); with ``repair``, mend them."""
+        from pixdex.indexes.elastic.check import check
+
+        return check(self, repair)
 
     def drop(self) -> None:
         """Delete everything this index created: its concrete indexes, failures, template."""

@@ -281,8 +281,13 @@ class Connection:
                     status, resp, why = 0, None, f"{self.flavor_name} unreachable: {exc}"
                 retry: list[tuple[Any, bytes]] = []
                 if status == 200 and isinstance(resp, dict):
-                    for (tag, line), result in zip(pending, resp.get("items", []), strict=False):
-                        outcome = next(iter(result.values()))
+                    answers = resp.get("items") or []
+                    for i, (tag, line) in enumerate(pending):
+                        if i >= len(answers):  # never reported as written without an answer
+                            retry.append((tag, line))
+                            why = f"the bulk answer lists {len(answers)} of {len(pending)} items"
+                            continue
+                        outcome = next(iter(answers[i].values()))
                         if outcome.get("status") in RETRY_STATUS:
                             retry.append((tag, line))
                             why = reason({"error": outcome.get("error", outcome)})
