@@ -129,6 +129,37 @@ def test_failures_return_after_the_visibility_timeout_then_go_to_the_dlq(
     assert tiny_pipeline.index.get(bucket, "inbox/ok.jpg") is not None
 
 
+def test_a_bad_object_whose_failure_cannot_be_recorded_is_redelivered_not_dropped(
+    minio, s3_env, bucket, sqs_queue, tiny_pipeline, monkeypatch: pytest.MonkeyPatch
+):
+    """A message is deleted only once what it names is durable — a record, or the failure of a
+    bad object: while the index cannot take the failure, the message stays for redelivery."""
+    from pixdex.indexes.base import IndexUnavailable
+
+    body = upload(minio, bucket, "inbox/not-a-photo.jpg", b"this is not a JPEG")
+    sqs_queue.client.send_message(QueueUrl=sqs_queue.url, MessageBody=body)
+    index = tiny_pipeline.index
+
+    def down(failures):
+        raise IndexUnavailable("injected: the index refuses writes")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(index, "record_failures", down)
+        stats = run_until(
+            sqs_queue, lambda: queue_counts(sqs_queue) == (0, 1), pipeline=tiny_pipeline
+        )
+    assert stats.retried == 1 and stats.deleted == 0
+    assert index.failures() == []
+    stats = run_until(
+        sqs_queue,
+        lambda: queue_counts(sqs_queue) == (0, 0) and index.failures() != [],
+        pipeline=tiny_pipeline,
+        timeout=60,
+    )
+    assert stats.deleted == 1
+    assert [f.key for f in index.failures()] == ["inbox/not-a-photo.jpg"]
+
+
 WORKER_SCRIPT = textwrap.dedent(
     """
     import sys, time

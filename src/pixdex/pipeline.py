@@ -61,6 +61,9 @@ class Summary:
     #: keys among ``failures`` whose reason may pass by itself (a remote service throttling or
     #: down): event consumers redeliver them instead of treating the object as bad
     transient: set[str] = field(default_factory=set)
+    #: keys among ``failures`` the index could not record (it was down): not durable, so event
+    #: consumers redeliver them
+    unrecorded: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -72,6 +75,7 @@ class Summary:
         self.failures += other.failures
         self.write_errors += other.write_errors
         self.transient |= other.transient
+        self.unrecorded |= other.unrecorded
 
 
 @dataclass(slots=True)
@@ -406,6 +410,7 @@ class Pipeline:
             self.index.record_failures(failures)
         except Exception as exc:  # noqa: BLE001 - the summary still reports them
             log.warning("could not record %d failure(s) in the index: %s", len(failures), exc)
+            summary.unrecorded.update(f.key for f in failures)
 
 
 class Reanalyzer:

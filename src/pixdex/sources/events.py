@@ -358,7 +358,8 @@ class ChangeApplier:
             log.error("could not index %d object(s) from s3://%s: %s", len(refs), bucket, exc)
             outcome.retry.update((bucket, ref.key) for ref in refs)
             return
-        transient = set(source.transient) | summary.transient
+        # not durable yet: a failure the index could not record is redelivered, not dropped
+        transient = set(source.transient) | summary.transient | summary.unrecorded
         outcome.indexed += summary.indexed
         outcome.unchanged += summary.unchanged
         outcome.failures += [f for f in summary.failures if f.key not in transient]
