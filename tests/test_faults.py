@@ -75,7 +75,24 @@ def reference(photos: Path, tmp_path_factory: pytest.TempPathFactory):
     started = time.monotonic()
     done = subprocess.run(index_cmd(photos, db), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    return labels_by_key(db), time.monotonic() - started
+    return labels_by_key(db), time.monotonic() - started, searches(db)
+
+
+def searches(db: Path) -> dict[str, object]:
+    """What searching the file answers — free text on a few words, and the facets of all — after
+    checking it with ``pixdex check``'s own check (nothing disagrees with its records)."""
+    index = SqliteIndex(db, create=False)
+    try:
+        report = index.check()
+        assert report.clean, report.problems
+        out: dict[str, object] = {}
+        for word in ("person", "animal", "food", "vehicle", "table", "000000000009"):
+            found = index.search(SearchQuery(text=word, limit=1000, facets=0))
+            out[word] = sorted((h.record.key, h.score) for h in found.hits)
+        out["facets"] = index.search(SearchQuery(limit=1, facets=100)).facets
+        return out
+    finally:
+        index.close()
 
 
 def committed(db: Path) -> int:
@@ -118,18 +135,20 @@ def kill_at_random_point(cmd: list[str], db: Path, rng: random.Random) -> str:
 def test_sigkill_at_random_points_then_rerun_gives_one_record_per_image(
     photos: Path, reference, tmp_path: Path, seed: int
 ):
-    expected, _ = reference
+    expected, _, expected_searches = reference
     rng = random.Random(seed)
     db = tmp_path / "index.db"
     kills = []
     for _ in range(2):  # killed twice (the second time while resuming), then left to finish
         kills.append(kill_at_random_point(index_cmd(photos, db), db, rng))
-        if db.exists():
+        if committed(db):
             labels_by_key(db)  # whole batches only, nothing half-written, no duplicates
+            searches(db)  # and pixdex check finds nothing
     done = subprocess.run(index_cmd(photos, db), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     print(f"seed {seed}: {'; '.join(kills)}; rerun: {len(expected)} records")
     assert labels_by_key(db) == expected, f"seed {seed}: {kills}"
+    assert searches(db) == expected_searches, f"seed {seed}: {kills}"
 
 
 # --- Elasticsearch / OpenSearch stopped mid-run and started again ---
