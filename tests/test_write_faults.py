@@ -187,3 +187,55 @@ def test_a_fault_while_the_in_memory_copy_catches_up_never_leaves_it_half_update
     for term in TERMS:
         query = SearchQuery(text=term, facets=20)
         assert memory.search(query) == index._search_sql(query), term
+
+
+@pytest.mark.parametrize("step", ["write", "fsync", "replace"])
+def test_a_model_cache_write_that_fails_leaves_no_file_and_the_next_run_builds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    import os
+
+    from pixdex.models import cache
+
+    target = tmp_path / "models" / "m.onnx"
+    payload = b"x" * 100_000
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device (injected)")
+
+    with monkeypatch.context() as patch:
+        if step == "write":
+            real_fdopen = os.fdopen
+
+            def fdopen(fd, *args, **kwargs):
+                fh = real_fdopen(fd, *args, **kwargs)
+                patch.setattr(fh, "write", fail)
+                return fh
+
+            patch.setattr(cache.os, "fdopen", fdopen)
+        else:
+            patch.setattr(cache.os, step, fail)
+        with pytest.raises(OSError, match="injected"):
+            cache.cached_model(target, lambda: payload)
+    assert list(target.parent.iterdir()) == []  # no model, no temporary file
+    assert cache.cached_model(target, lambda: payload).read_bytes() == payload
+
+
+def test_a_thumbnail_cache_write_that_fails_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pixdex.api import thumbs
+
+    disk = tmp_path / "thumbs"
+    store = thumbs.ThumbnailCache(disk)
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device (injected)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(thumbs.os, "replace", fail)
+        store.put("ab-128", b"\xff\xd8jpeg")  # logged, not raised: the gallery still answers
+    assert [p for p in disk.rglob("*") if p.is_file()] == []
+    assert thumbs.ThumbnailCache(disk).get("ab-128") is None  # a restart finds nothing half
+    store.put("ab-128", b"\xff\xd8jpeg")
+    assert thumbs.ThumbnailCache(disk).get("ab-128") == (b"\xff\xd8jpeg", "disk")
