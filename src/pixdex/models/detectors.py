@@ -298,7 +298,9 @@ def select(
         return Detections.empty()
     scores = c.scores[anchor, cls]
     if scores.size > limit:
-        top = np.argpartition(-scores, limit)[:limit]
+        # a stable sort, not argpartition: which of several equal scores make the cut must
+        # not depend on the CPU's sorting kernels (AVX2 and AVX-512 ones differ)
+        top = np.argsort(-scores, kind="stable")[:limit]
         anchor, cls, scores = anchor[top], cls[top], scores[top]
     boxes = c.boxes[anchor]
     shift = (float(np.abs(boxes).max()) + 1.0) * 2.0

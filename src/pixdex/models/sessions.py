@@ -26,6 +26,10 @@ def session_options(threads: int = 0) -> ort.SessionOptions:
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # The same integers on every x86 CPU: without VNNI (AVX2 only: AMD, older Intel), ONNX
+    # Runtime's int8 kernels add pairs of u8 x s8 products in 16 bits, which saturates; this
+    # makes them use exact u8 x u8 arithmetic there (VNNI CPUs compute exactly either way).
+    opts.add_session_config_entry("session.x64quantprecision", "1")
     if _share_cpu_arena():
         opts.add_session_config_entry("session.use_env_allocators", "1")
     return opts
