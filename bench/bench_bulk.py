@@ -21,7 +21,7 @@ from pathlib import Path
 
 from test_api import coco_records
 
-from pixdex.indexes.elastic import ElasticIndex, search_doc
+from pixdex.integrations.elastic import ElasticIndex, search_doc
 from pixdex.records import Record
 
 REPO = Path(__file__).resolve().parents[1]

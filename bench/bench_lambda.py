@@ -5,9 +5,10 @@
 1. Package size: ``pip install --target`` of pixdex's runtime dependencies (from pyproject.toml,
    plus boto3) as Lambda's python3.12 x86_64 would get them (manylinux wheels), plus the built
    ONNX model files from the cache dir.
-2. Memory and time: a fresh Python process calls ``pixdex.lambda_handler.handler`` with a real
-   S3 ObjectCreated event for a coco128 photo stored in a real MinIO (cold: import + pipeline
-   build + one image; then warm invocations), and reports its peak RSS (``ru_maxrss``).
+2. Memory and time: a fresh Python process calls
+   ``pixdex.integrations.s3.lambda_handler.handler`` with a real S3 ObjectCreated event for a
+   coco128 photo stored in a real MinIO (cold: import + pipeline build + one image; then warm
+   invocations), and reports its peak RSS (``ru_maxrss``).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ CHILD = textwrap.dedent(
     """
     import json, resource, sys, time
     t0 = time.perf_counter()
-    from pixdex import lambda_handler
+    from pixdex.integrations.s3 import lambda_handler
     events = json.loads(sys.argv[1])  # one per key: every invocation analyses a new object
     timings = []
     for event in events:
@@ -86,7 +87,7 @@ CHILD = textwrap.dedent(
 
 
 def invocation(tmp: Path) -> dict[str, float]:
-    from pixdex.sources.s3 import make_client
+    from pixdex.integrations.aws import make_client
 
     proc, endpoint = start_minio(tmp / "data")
     try:
@@ -95,7 +96,7 @@ def invocation(tmp: Path) -> dict[str, float]:
             "AWS_ACCESS_KEY_ID": KEY,
             "AWS_SECRET_ACCESS_KEY": SECRET,
             "AWS_EC2_METADATA_DISABLED": "true",
-            "PIXDEX_ENDPOINT_URL": endpoint,
+            "PIXDEX_S3__ENDPOINT_URL": endpoint,
             "PIXDEX_INDEX": str(tmp / "index.db"),
             "PYTHONPATH": str(REPO / "src"),
         }

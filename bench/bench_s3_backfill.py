@@ -29,9 +29,10 @@ from typing import Any
 from PIL import Image
 
 from pixdex.indexes.sqlite import SqliteIndex
+from pixdex.integrations.aws import make_client
+from pixdex.integrations.s3.source import S3Source
 from pixdex.pipeline import Pipeline
 from pixdex.sources.local import LocalSource
-from pixdex.sources.s3 import S3Source, make_client
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PIXDEX_SHARED", REPO.parent / "shared"))

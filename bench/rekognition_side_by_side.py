@@ -166,9 +166,8 @@ def main() -> None:
         for rate in (4.0, 50.0):
             settings = Settings(
                 index=str(tmp / f"rate{rate:g}.db"),
-                rekognition_endpoint_url=f"{serve_url}/rekognition",
-                rekognition_rate=rate,
                 **common,
+                rekognition={"endpoint_url": f"{serve_url}/rekognition", "rate": rate},
             )
             pipeline = build_pipeline(settings)
             began = time.perf_counter()

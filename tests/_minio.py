@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _tools import missing, require
 
 REPO = Path(__file__).resolve().parents[1]
 WEBHOOK_ID = "PIXDEX"
@@ -117,7 +118,7 @@ class MinioServer:
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "PIXDEX_ENDPOINT_URL": self.endpoint,
+            "PIXDEX_S3__ENDPOINT_URL": self.endpoint,
         }
 
 
@@ -130,7 +131,7 @@ def minio_bin() -> Path:
             )
         )
         if not cached:
-            pytest.skip("MinIO tests need Go (to build MinIO) or MINIO_BIN")
+            missing("needs Go >= 1.24 (to build MinIO) or MINIO_BIN")
         return cached[0]
     if os.environ.get("MINIO_BIN"):
         return Path(os.environ["MINIO_BIN"])
@@ -238,8 +239,7 @@ class SqsServer:
 
 @pytest.fixture(scope="session")
 def elasticmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqsServer]:
-    if shutil.which("java") is None:
-        pytest.skip("the SQS tests need Java for ElasticMQ")
+    require("java", "mvn")  # ElasticMQ
     lib = _script("elasticmq", "path", timeout=600)
     base = tmp_path_factory.mktemp("elasticmq")
     port = free_port()

@@ -6,8 +6,8 @@ port with a throw-away data folder and stops it at the end of the run.
 
 - ``PIXDEX_ELASTICSEARCH_URL`` / ``PIXDEX_OPENSEARCH_URL``: use a server that is already running
   (e.g. ``scripts/search-server elasticsearch start``) instead of starting one;
-- ``PIXDEX_SKIP_SERVERS=1``: skip the tests that need these servers. Otherwise a server that cannot
-  be fetched or started FAILS the tests that need it, with the reason.
+- without Java and Maven the tests that need them are skipped (``_tools``; under scripts/test
+  they fail); a server that cannot be fetched or started fails them, with the reason.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _tools import require
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "search-server"
@@ -116,14 +117,13 @@ def _fetch(dist: str) -> None:
 
 
 def _server(dist: str) -> Iterator[SearchServer]:
-    if os.environ.get("PIXDEX_SKIP_SERVERS") == "1":
-        pytest.skip(f"PIXDEX_SKIP_SERVERS=1: no {dist} server")
     existing = os.environ.get(f"PIXDEX_{dist.upper()}_URL")
     if existing:
         if not healthy(existing):
             pytest.fail(f"PIXDEX_{dist.upper()}_URL={existing} does not answer")
         yield SearchServer(dist, existing.rstrip("/"), 0, Path(tempfile.gettempdir()))
         return
+    require("java", "mvn")
     _fetch(dist)
     port = free_port()
     # Not under pytest's tmp dir: as root the server runs as 'nobody', who cannot enter it.

@@ -42,3 +42,29 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     home = tmp_path_factory.getbasetemp() / "config"
     monkeypatch.setenv("PIXDEX_CONFIG", str(home / "config.toml"))
     monkeypatch.setenv("PIXDEX_INDEX", str(tmp_path_factory.getbasetemp() / "default-index.db"))
+
+
+#: fixtures that start or need something beyond Python and ../shared: a server (MinIO,
+#: Elasticsearch, OpenSearch, ElasticMQ, moto), Chromium, or root
+INTEGRATION_FIXTURES = frozenset(
+    {
+        "minio", "minio_bin", "s3_env", "bucket", "elasticmq", "sqs_queue",
+        "elasticsearch_server", "elasticsearch_url", "opensearch_server", "opensearch_url",
+        "server_url", "server", "moto_server", "moto_bucket", "aws_bin", "pixdex_serve",
+        "browser_page", "gallery", "text_gallery", "token_server", "small_disk",
+    }
+)  # fmt: skip
+#: index backends of the contract suite that are servers
+SERVER_BACKENDS = ("elasticsearch", "opensearch")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the integration tests (``-m "not integration"`` is the fast tier,
+    ``scripts/test --fast``): by the fixtures they use, and the contract suite's server
+    backends by their parameter."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        server = params.get("index_factory") in SERVER_BACKENDS
+        if names & INTEGRATION_FIXTURES or server:
+            item.add_marker(pytest.mark.integration)

@@ -408,7 +408,9 @@ def test_s3_images_redirect_to_presigned_urls_stream_and_thumbnail(
     gone = Record(bucket=bucket, key="deleted.jpg", uri=f"s3://{bucket}/deleted.jpg", format="JPEG")
     index = SqliteIndex(tmp_path / "index.db")
     index.upsert([record, gone])
-    settings = Settings(index=index.location, cache_dir=tmp_path, endpoint_url=minio.endpoint)
+    settings = Settings(
+        index=index.location, cache_dir=tmp_path, s3={"endpoint_url": minio.endpoint}
+    )
     client = LocalClient(create_app(settings, index))
 
     redirect = client.get(f"/api/images/{record.id}/file", follow_redirects=False)
@@ -533,7 +535,7 @@ def test_gallery_and_openapi_are_served(client):
     assert {"/api/search", "/api/images/{image_id}", "/rekognition/detect-labels"} <= set(
         schema["paths"]
     )
-    if importlib.util.find_spec("pixdex.api.webhooks") is not None:
+    if importlib.util.find_spec("pixdex.integrations.s3.webhook") is not None:
         assert "/webhooks/minio" in schema["paths"]
 
 

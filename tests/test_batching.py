@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pixdex.api.batching import ImageBatcher, Overloaded
-from pixdex.imaging import ImageError
+from pixdex.api.batching import ImageBatcher
+from pixdex.errors import ImageError, Overloaded
 
 
 class Gate:

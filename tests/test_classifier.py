@@ -14,8 +14,9 @@ import onnx
 import pytest
 from PIL import Image
 
+from pixdex.errors import ModelError
 from pixdex.models import classifier as classifier_mod
-from pixdex.models.classifier import Classifier, ModelError
+from pixdex.models.classifier import Classifier
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -20,12 +20,13 @@ from typing import Any
 import pytest
 from _servers import free_port
 
-from pixdex.indexes.base import IndexUnavailable, SearchQuery
-from pixdex.indexes.elastic import ElasticIndex
+from pixdex.config import load_settings
+from pixdex.errors import IndexUnavailable
+from pixdex.indexes.base import SearchQuery
+from pixdex.integrations.elastic import ElasticIndex
 from pixdex.records import Label, Named, Record
 
 FLAVORS = {"elasticsearch": "es", "opensearch": "opensearch"}
-DATA = Path(__file__).parent / "data"
 
 
 def rest(url: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -76,8 +77,8 @@ def open_index(
     created: list[ElasticIndex], scheme: str, url: str, name: str | None = None, **params: Any
 ) -> ElasticIndex:
     name = name or f"pixdex-t-{uuid.uuid4().hex[:10]}"
-    query = "&".join(f"{k}={v}" for k, v in {"refresh": "true", **params}.items())
-    index = ElasticIndex.from_url(f"{scheme}+{url}/{name}?{query}")
+    settings = load_settings(elastic={"refresh": "true", **params})
+    index = ElasticIndex.from_url(f"{scheme}+{url}/{name}", settings)
     created.append(index)
     return index
 
@@ -187,6 +188,9 @@ def test_mapping_is_explicit(server_url, opened) -> None:
     assert concrete.startswith(f"{index.name}-pixdex-")
     assert aliases[concrete]["aliases"][index.name].get("is_write_index") is True
     _, body = rest(url, "GET", f"/{concrete}/_mapping")
+    from pixdex.integrations.elastic.mapping import MIGRATIONS
+
+    assert body[concrete]["mappings"]["_meta"]["pixdex"]["migrations"] == MIGRATIONS.names
     props = body[concrete]["mappings"]["properties"]
     labels = props["Labels"]
     assert labels["type"] == "nested" and labels["include_in_root"] is True
@@ -248,7 +252,7 @@ def test_facet_floors_come_from_the_index_meta_and_an_odd_one_lists_none(server_
     """A new index lists the floors its documents keep names at, and facets use them; an index
     whose ``_meta`` was edited into something else opens all the same and counts the nested
     labels, with the same facets."""
-    from pixdex.indexes.elastic import mapping as current
+    from pixdex.integrations.elastic import mapping as current
 
     scheme, url = server_url
     index = open_index(opened, scheme, url)
@@ -257,7 +261,7 @@ def test_facet_floors_come_from_the_index_meta_and_an_odd_one_lists_none(server_
     want = [("Dog", 2), ("Cat", 1)]
     assert index.search(SearchQuery(min_confidence=55)).facets == want
     (concrete,) = rest(url, "GET", f"/_alias/{index.name}")[1]
-    odd = {"_meta": {"pixdex": {"schema": current.SCHEMA, "facet_floors": 55}}}
+    odd = {"_meta": {"pixdex": {"migrations": current.MIGRATIONS.names, "facet_floors": 55}}}
     assert rest(url, "PUT", f"/{concrete}/_mapping", odd)[0] == 200
     reopened = open_index(opened, scheme, url, name=index.name)
     assert reopened.facet_floors == frozenset()
@@ -314,7 +318,7 @@ def test_reindex_swaps_the_alias_without_downtime(server_url, opened) -> None:
     assert errors == []
     assert len(seen) > 3 and set(seen) <= {400, 399}
     assert result.old == old and result.new != old[0]
-    assert result.copied == 399 and result.skipped == 1
+    assert result.written == 399 and result.skipped == 1
     assert [e.id for e in refused] == [record(9999).id]
     _, aliases = rest(url, "GET", f"/_alias/{index.name}")
     assert list(aliases) == [result.new]
@@ -530,7 +534,9 @@ def test_a_worker_that_loses_the_race_to_create_the_index_uses_the_winners(
             winner.append(open_index(opened, scheme, url, name))
 
     proxy.before_forward = create_meanwhile
-    loser = ElasticIndex.from_url(f"{scheme}+{proxy.url}/{name}?refresh=true")
+    loser = ElasticIndex.from_url(
+        f"{scheme}+{proxy.url}/{name}", load_settings(elastic={"refresh": "true"})
+    )
     try:
         assert winner, "the proxy did not see the lookup it was to race"
         assert loser.concrete == winner[0].concrete and len(loser.concrete) == 1
@@ -563,7 +569,7 @@ def test_existing_non_pixdex_index_is_a_clear_error_and_can_be_copied(server_url
         # copying it into a pixdex index keeps the original documents searchable
         index = open_index(opened, scheme, url)
         result = index.reindex(source=legacy)
-        assert result.copied == 1
+        assert result.written == 1
         hits = index.search(SearchQuery(labels=["vehicle"])).hits
         assert [h.record.key for h in hits] == ["trucks/1.jpg"] and hits[0].score == 91.5
         assert rest(url, "HEAD", f"/{legacy}")[0] == 200  # the source is left alone
@@ -571,159 +577,79 @@ def test_existing_non_pixdex_index_is_a_clear_error_and_can_be_copied(server_url
         rest(url, "DELETE", f"/{legacy}")
 
 
-def test_an_index_of_an_earlier_pixdex_is_upgraded_by_pixdex_reindex(server_url, opened) -> None:
-    """An index made by pixdex with schema 1 (Labels.Name a keyword: `Labels.Name:dog` found
-    nothing), as that version created it and wrote its documents, becomes one with the current
-    mapping through `pixdex reindex`, the command the README gives."""
+def test_a_later_migration_is_applied_to_an_existing_index_once(
+    server_url, opened, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release that adds a field appends a migration: an index made before gets it in place
+    when opened (nothing copied), its ``_meta`` records it, and it is not applied again."""
+    from pixdex.indexes.migrations import Migrations
+    from pixdex.integrations.elastic import mapping
+
+    scheme, url = server_url
+    index = open_index(opened, scheme, url)
+    assert index.upsert([record(1, ("Dog", 90.0))]) == []
+    later = Migrations("Elasticsearch/OpenSearch")
+    for step in mapping.MIGRATIONS:
+        later(step.apply)
+    calls: list[str] = []
+
+    @later
+    def m002_example(opened_index: ElasticIndex, concrete: str) -> None:
+        calls.append(concrete)
+        body = {"properties": {"pixdex_example": {"type": "keyword"}}}
+        opened_index.conn.ok("PUT", f"/{concrete}/_mapping", "adding a field", body=body)
+
+    monkeypatch.setattr(mapping, "MIGRATIONS", later)
+    again = open_index(opened, scheme, url, name=index.name)
+    (concrete,) = again.concrete
+    open_index(opened, scheme, url, name=index.name)
+    assert calls == [concrete]
+    _, body = rest(url, "GET", f"/{concrete}/_mapping")
+    found = body[concrete]["mappings"]
+    assert found["properties"]["pixdex_example"] == {"type": "keyword"}
+    assert found["_meta"]["pixdex"]["migrations"] == ["m001_initial", "m002_example"]
+    assert again.facet_floors == frozenset(mapping.FACET_FLOORS)  # the rest of _meta kept
+    assert [h.record.key for h in again.search(SearchQuery(labels=["dog"])).hits] == [record(1).key]
+
+
+def test_an_index_of_a_pre_release_pixdex_is_refused_and_copied_by_reindex_from(
+    server_url, opened
+) -> None:
+    """Before the first release an index's ``_meta`` held a ``schema`` number, no migrations:
+    it is refused with one line that says how to copy it, and that copy works."""
     from typer.testing import CliRunner
 
     from pixdex.cli import app
-    from pixdex.indexes.elastic import mapping as current
-    from pixdex.indexes.elastic.documents import to_record
 
     scheme, url = server_url
     name = f"pixdex-t-{uuid.uuid4().hex[:10]}"
     old = f"{name}-pixdex-20240101000000000000"
-    mapping_v1 = json.loads((DATA / "elastic-mapping-v1.json").read_text())
-    docs = json.loads((DATA / "elastic-docs-v1.json").read_text())
+    mapping = {"_meta": {"pixdex": {"schema": 4}}, "properties": {"Labels": {"type": "nested"}}}
     status, body = rest(
-        url, "PUT", f"/{old}", {"mappings": mapping_v1, "aliases": {name: {"is_write_index": True}}}
+        url, "PUT", f"/{old}", {"mappings": mapping, "aliases": {name: {"is_write_index": True}}}
     )
     assert status == 200, body
+    copy = f"{name}-copy"
     try:
-        for doc in docs:
-            assert rest(url, "PUT", f"/{old}/_doc/{doc['id']}?refresh=true", doc)[0] == 201
-        status, body = rest(url, "GET", f"/{name}/_search?q=Labels.Name:dog")
-        assert body["hits"]["total"]["value"] == 0  # what the issue reported
-        with pytest.raises(IndexUnavailable, match="earlier pixdex.*run `pixdex reindex`"):
+        for i, label in enumerate(("Dog", "Truck")):
+            doc = record(i, (label, 90.0)).to_json()
+            assert rest(url, "PUT", f"/{old}/_doc/{i}?refresh=true", doc)[0] == 201
+        with pytest.raises(IndexUnavailable, match="pre-release pixdex") as info:
             ElasticIndex.from_url(f"{scheme}+{url}/{name}")
-
+        assert f"pixdex reindex --index <new index URL> --from {name}" in str(info.value)
         result = CliRunner().invoke(
-            app, ["reindex", "--index", f"{scheme}+{url}/{name}"], catch_exceptions=False
+            app,
+            ["reindex", "--index", f"{scheme}+{url}/{copy}", "--from", name],
+            catch_exceptions=False,
+            env={"PIXDEX_ELASTIC__REFRESH": "true"},
         )
         assert result.exit_code == 0, result.output
-        assert "copied 4 record(s)" in result.stderr
+        assert "copied 2 record(s)" in result.stderr
+        index = open_index(opened, scheme, url, name=copy)  # dropped afterwards
+        assert [h.record.key for h in index.search(SearchQuery(text="dog")).hits] == [record(0).key]
+        assert index.check().clean
     finally:
-        index = open_index(opened, scheme, url, name=name)  # dropped afterwards
         rest(url, "DELETE", f"/{old}")
-    _, aliases = rest(url, "GET", f"/_alias/{name}")
-    assert list(aliases) != [old] and rest(url, "HEAD", f"/{old}")[0] == 404
-    status, body = rest(url, "GET", f"/{name}/_search?q=Labels.Name:dog")
-    assert sorted(hit_keys(body)) == ["dog.jpg", "hotdog.jpg"]
-    assert [h.record.key for h in index.search(SearchQuery(text="dog")).hits] == [
-        "dog.jpg",
-        "hotdog.jpg",
-    ]
-    assert [h.record.key for h in index.search(SearchQuery(text="children")).hits] == ["kids.jpg"]
-    for doc in docs:  # the records come through unchanged
-        assert index.get("photos", doc["key"]) == to_record(doc)
-    # the copy lists names at the fixed floors: its facets count those lists, the same counts
-    facets = index.search(SearchQuery(min_confidence=55)).facets
-    reopened = open_index(opened, scheme, url, name=name)
-    assert reopened.facet_floors == frozenset(current.FACET_FLOORS)
-    assert reopened.search(SearchQuery(min_confidence=55)).facets == facets
-
-
-def test_an_index_of_schema_2_gets_the_text_fields_in_place(server_url, opened, caplog) -> None:
-    """An index made by pixdex with schema 2 (before text was read in photos; commit a163da6
-    wrote tests/data/elastic-*-v2.json, with Rekognition's DetectText in two documents, which
-    dynamic mapping mapped) opens without `pixdex reindex`: the text fields it lacks are added to
-    its mapping, what dynamic mapping made is kept, new text is searchable at once, and the text
-    stored before becomes searchable after the `pixdex reindex` the warning asks for."""
-    import logging
-
-    from typer.testing import CliRunner
-
-    from pixdex.cli import app
-    from pixdex.indexes.elastic import mapping as current
-    from pixdex.indexes.elastic.documents import to_record
-    from pixdex.records import TextDetection
-
-    scheme, url = server_url
-    mapping_v2 = json.loads((DATA / "elastic-mapping-v2.json").read_text())
-    docs = json.loads((DATA / "elastic-docs-v2.json").read_text())
-
-    def old_index(name: str, with_docs: bool) -> str:
-        old = f"{name}-pixdex-20250101000000000000"
-        body = {"mappings": mapping_v2, "aliases": {name: {"is_write_index": True}}}
-        status, answer = rest(url, "PUT", f"/{old}", body)
-        assert status == 200, answer
-        for doc in docs if with_docs else ():
-            assert rest(url, "PUT", f"/{old}/_doc/{doc['id']}?refresh=true", doc)[0] == 201
-        return old
-
-    def mapped(index: str) -> dict[str, Any]:
-        return rest(url, "GET", f"/{index}/_mapping")[1][index]["mappings"]
-
-    # no documents yet: the text fields are mapped as a new index maps them
-    empty = open_index(opened, scheme, url, name=f"pixdex-t-{uuid.uuid4().hex[:10]}")
-    empty.drop()
-    old = old_index(empty.name, with_docs=False)
-    # where the mapping may not change, the index is refused with what to do
-    blocked = {"index.blocks.read_only": True}
-    assert rest(url, "PUT", f"/{old}/_settings", blocked)[0] == 200
-    with pytest.raises(IndexUnavailable, match="cannot add the fields.*pixdex reindex"):
-        ElasticIndex.from_url(f"{scheme}+{url}/{empty.name}")
-    assert mapped(old)["_meta"]["pixdex"]["schema"] == 2
-    assert rest(url, "PUT", f"/{old}/_settings", {"index.blocks.read_only": None})[0] == 200
-    empty = open_index(opened, scheme, url, name=empty.name)
-    properties = mapped(old)["properties"]
-    assert mapped(old)["_meta"]["pixdex"] == {"schema": current.SCHEMA}  # no facet floors
-    assert current.SCHEMA == 4 and empty.facet_floors == frozenset()
-    text = properties["TextDetections"]["properties"]
-    assert text["Type"] == properties["TextModelVersion"] == properties["pixdex_text_words"]
-    assert text["Type"] == {"type": "keyword"}
-    assert text["DetectedText"]["fields"]["keyword"] == {"type": "keyword"}
-
-    # with Rekognition's text in two documents
-    name = f"pixdex-t-{uuid.uuid4().hex[:10]}"
-    old = old_index(name, with_docs=True)
-    before = mapped(old)["properties"]
-    assert before["TextDetections"]["properties"]["Type"]["type"] == "text"  # dynamic mapping
-    caplog.set_level(logging.WARNING, logger="pixdex.indexes.elastic.index")
-    index = open_index(opened, scheme, url, name=name)
-    assert "2 record(s)" in caplog.text and "pixdex reindex" in caplog.text
-    after = mapped(old)["properties"]
-    assert after["pixdex_text_words"] == {"type": "keyword"}
-    assert after["pixdex_facets"]["properties"]["at55"] == {"type": "keyword"}
-    added = ("pixdex_text_words", "pixdex_facets")
-    assert {k: v for k, v in after.items() if k not in added} == before
-    # documents written before have no facet lists: the facets count the labels themselves
-    assert index.facet_floors == frozenset()
-    assert dict(index.search(SearchQuery(min_confidence=55)).facets)
-    assert index.search(SearchQuery(text="vesey")).hits == []  # stored before: not yet
-    fresh = record(
-        9,
-        ("Bakery", 70.0),
-        TextDetections=[
-            TextDetection.model_validate(d) for d in docs[1]["TextDetections"] if d["Id"] == 0
-        ],
-    )
-    assert index.upsert([fresh]) == []
-    assert [h.record.key for h in index.search(SearchQuery(text="greenwich")).hits] == [fresh.key]
-
-    result = CliRunner().invoke(
-        app, ["reindex", "--index", f"{scheme}+{url}/{name}?refresh=true"], catch_exceptions=False
-    )
-    assert result.exit_code == 0, result.output
-    assert "copied 5 record(s)" in result.stderr
-    assert rest(url, "HEAD", f"/{old}")[0] == 404
-    hits = index.search(SearchQuery(text="vesey")).hits
-    assert [(h.record.key, h.score) for h in hits] == [("street/corner.jpg", 0.0)]
-    hits = index.search(SearchQuery(text="greenwich")).hits
-    assert [h.record.key for h in hits] == sorted(["street/corner.jpg", fresh.key])
-    status, body = rest(url, "GET", f"/{name}/_search?q=TextDetections.DetectedText:vesey")
-    assert [h["_source"]["key"] for h in body["hits"]["hits"]] == ["street/corner.jpg"]
-    for doc in docs:  # the records come through unchanged
-        assert index.get("photos", doc["key"]) == to_record(doc)
-    # the copy lists names at the fixed floors: its facets count those lists, the same counts
-    facets = index.search(SearchQuery(min_confidence=55)).facets
-    reopened = open_index(opened, scheme, url, name=name)
-    assert reopened.facet_floors == frozenset(current.FACET_FLOORS)
-    assert reopened.search(SearchQuery(min_confidence=55)).facets == facets
-
-
-# --- SigV4 ---------------------------------------------------------------------------------------
 
 
 def test_sigv4_signature_matches_botocore(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -765,7 +691,8 @@ def test_sigv4_signature_matches_botocore(monkeypatch: pytest.MonkeyPatch) -> No
     try:
         with pytest.raises(IndexUnavailable):  # the capture server is no real cluster
             ElasticIndex.from_url(
-                f"opensearch+http://127.0.0.1:{port}/photos?aws_region=eu-west-1&aws_service=es"
+                f"opensearch+http://127.0.0.1:{port}/photos",
+                load_settings(elastic={"aws_region": "eu-west-1", "aws_service": "es"}),
             )
     finally:
         server.shutdown()
@@ -859,7 +786,7 @@ def test_an_object_whose_write_fails_stays_in_the_failure_list(server_url, opene
 
 _SLOW_REINDEX = """
 import sys, time
-from pixdex.indexes.elastic import ElasticIndex
+from pixdex.integrations.elastic import ElasticIndex
 index = ElasticIndex.from_url(sys.argv[1])
 def slow(record):
     print("copying", flush=True)
@@ -882,8 +809,9 @@ def test_a_reindex_killed_half_way_is_found_and_mended_by_check(server_url, open
     assert index.upsert([record(i) for i in range(30)]) == []
     assert index.check().clean
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env["PIXDEX_ELASTIC__BATCH_DOCS"] = "5"
     child = subprocess.Popen(
-        [sys.executable, "-c", _SLOW_REINDEX, f"{scheme}+{url}/{index.name}?batch_docs=5"],
+        [sys.executable, "-c", _SLOW_REINDEX, f"{scheme}+{url}/{index.name}"],
         stdout=subprocess.PIPE,
         text=True,
         env=env,

@@ -28,9 +28,10 @@ from typing import Any
 import pytest
 from _servers import free_port
 
-from pixdex.config import Settings
-from pixdex.indexes.base import IndexUnavailable, SearchQuery
-from pixdex.indexes.elastic import ElasticIndex
+from pixdex.config import Settings, load_settings
+from pixdex.errors import IndexUnavailable
+from pixdex.indexes.base import SearchQuery
+from pixdex.integrations.elastic import ElasticIndex
 from pixdex.records import Label, Record
 
 FLAVORS = {"elasticsearch": "es", "opensearch": "opensearch"}
@@ -182,10 +183,10 @@ class Gatekeeper:
 
 @pytest.fixture(autouse=True)
 def no_ambient_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Credentials only from what each test passes: no config file, no PIXDEX_ES_* variables."""
+    """Credentials only from what each test passes: no config file, no PIXDEX_ELASTIC__*."""
     monkeypatch.setenv("PIXDEX_CONFIG", str(tmp_path / "absent.toml"))
     for name in list(os.environ):
-        if name.startswith(("PIXDEX_ES_", "PIXDEX_AWS_")):
+        if name.startswith("PIXDEX_ELASTIC__"):
             monkeypatch.delenv(name)
 
 
@@ -298,10 +299,15 @@ def full_cycle(index: ElasticIndex) -> None:
     assert index.stats().records == 4
 
 
+def es(**elastic: Any) -> Settings:
+    """Settings with these ``[elastic]`` values (writes searchable at once, for the checks)."""
+    return load_settings(elastic={"refresh": "true", **elastic})
+
+
 def open_through(
     created: list[ElasticIndex], url: str, settings: Settings | None = None
 ) -> ElasticIndex:
-    index = ElasticIndex.from_url(url, settings)
+    index = ElasticIndex.from_url(url, settings or es())
     created.append(index)
     return index
 
@@ -309,12 +315,8 @@ def open_through(
 def refused(url: str, settings: Settings | None = None) -> IndexUnavailable:
     """The IndexUnavailable opening ``url`` raises (fails the test when it opens)."""
     with pytest.raises(IndexUnavailable) as info:
-        ElasticIndex.from_url(url, settings)
+        ElasticIndex.from_url(url, settings or es())
     return info.value
-
-
-def with_params(url: str, **params: str) -> str:
-    return url + "?" + "&".join(f"{k}={v}" for k, v in {"refresh": "true", **params}.items())
 
 
 # --- basic auth ------------------------------------------------------------------------------
@@ -324,7 +326,7 @@ def test_basic_auth_in_the_url(server, gates, opened) -> None:
     scheme, _ = server
     gate = gates(authorization=basic(USER, PASSWORD))
     host = gate.url.removeprefix("http://")
-    index = open_through(opened, with_params(f"{scheme}+http://{USER}:{PASSWORD}@{host}/{name()}"))
+    index = open_through(opened, f"{scheme}+http://{USER}:{PASSWORD}@{host}/{name()}")
     full_cycle(index)
     assert gate.refused == [] and gate.forwarded > 10
     assert PASSWORD not in index.location and USER not in index.location
@@ -335,8 +337,8 @@ def test_basic_auth_from_settings(server, gates, opened) -> None:
     decoded (a password with '@' or ':' must be written escaped in a URL)."""
     scheme, _ = server
     gate = gates(authorization=basic(USER, PASSWORD))
-    settings = Settings(es_username=USER, es_password=PASSWORD)
-    index = open_through(opened, with_params(f"{scheme}+{gate.url}/{name()}"), settings)
+    settings = es(username=USER, password=PASSWORD)
+    index = open_through(opened, f"{scheme}+{gate.url}/{name()}", settings)
     full_cycle(index)
     assert gate.refused == []
 
@@ -344,7 +346,7 @@ def test_basic_auth_from_settings(server, gates, opened) -> None:
     gate2 = gates(authorization=basic(USER, odd))
     host = gate2.url.removeprefix("http://")
     escaped = "p%40ss%3Aw%2Frd%25"
-    index2 = open_through(opened, with_params(f"{scheme}+http://{USER}:{escaped}@{host}/{name()}"))
+    index2 = open_through(opened, f"{scheme}+http://{USER}:{escaped}@{host}/{name()}")
     assert index2.upsert(records(1)) == [] and index2.stats().records == 1
     assert gate2.refused == []
 
@@ -365,7 +367,7 @@ def test_wrong_or_missing_basic_credentials_are_a_clear_error(server, gates, cas
         url = f"{scheme}+http://someone-else:{PASSWORD}@{host}/{index_name}"
     else:
         url = f"{scheme}+http://{host}/{index_name}"
-        settings = Settings(es_username=USER, es_password=wrong)
+        settings = es(username=USER, password=wrong)
     started = time.monotonic()
     exc = refused(url, settings)
     message = str(exc)
@@ -387,9 +389,9 @@ def test_credentials_revoked_mid_run(server, gates, opened) -> None:
     with the new password a re-run completes."""
     scheme, _ = server
     gate = gates(authorization=basic(USER, PASSWORD))
-    settings = Settings(es_username=USER, es_password=PASSWORD)
+    settings = es(username=USER, password=PASSWORD, retries=3, backoff=0.5)
     index_name = name()
-    url = with_params(f"{scheme}+{gate.url}/{index_name}", retries="3", backoff="0.5")
+    url = f"{scheme}+{gate.url}/{index_name}"
     index = ElasticIndex.from_url(url, settings)  # dropped below, directly on the server
     try:
         gate.authorization = basic(USER, "rotated")
@@ -405,7 +407,7 @@ def test_credentials_revoked_mid_run(server, gates, opened) -> None:
         assert index.location in str(info.value) and PASSWORD not in str(info.value)
         assert gate.forwarded > 0  # what came before the rotation went through
         forwarded = gate.forwarded
-        rotated = Settings(es_username=USER, es_password="rotated")
+        rotated = es(username=USER, password="rotated")
         again = open_through(opened, url, rotated)
         assert again.upsert(records(4)) == [] and again.stats().records == 4
         assert gate.forwarded > forwarded
@@ -417,20 +419,10 @@ def test_credentials_revoked_mid_run(server, gates, opened) -> None:
 # --- API keys --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("where", ["settings", "url"])
-def test_api_key(server, gates, opened, where) -> None:
+def test_api_key(server, gates, opened) -> None:
     scheme, _ = server
     gate = gates(authorization=f"ApiKey {API_KEY}")
-    if where == "settings":
-        index = open_through(
-            opened, with_params(f"{scheme}+{gate.url}/{name()}"), Settings(es_api_key=API_KEY)
-        )
-    else:
-        # base64 may contain '+', '/', '=': escaped in the query string
-        from urllib.parse import quote
-
-        url = with_params(f"{scheme}+{gate.url}/{name()}", api_key=quote(API_KEY, safe=""))
-        index = open_through(opened, url)
+    index = open_through(opened, f"{scheme}+{gate.url}/{name()}", es(api_key=API_KEY))
     full_cycle(index)
     assert gate.refused == [] and gate.forwarded > 10
     assert API_KEY not in index.location
@@ -442,9 +434,9 @@ def test_wrong_api_key_is_a_clear_error(server, gates, case) -> None:
     gate = gates(authorization=f"ApiKey {API_KEY}")
     wrong = base64.b64encode(b"key-id-1:not-the-key").decode()
     settings = {
-        "missing": Settings(),
-        "wrong key": Settings(es_api_key=wrong),
-        "basic instead": Settings(es_username=USER, es_password=PASSWORD),
+        "missing": es(),
+        "wrong key": es(api_key=wrong),
+        "basic instead": es(username=USER, password=PASSWORD),
     }[case]
     index_name = name()
     exc = refused(f"{scheme}+{gate.url}/{index_name}", settings)
@@ -464,13 +456,9 @@ def test_tls_with_a_private_ca(server, gates, opened, pki) -> None:
     scheme, _ = server
     gate = gates(tls=(pki["cert"], pki["key"]))
     assert gate.url.startswith("https://")
-    # the CA bundle in the URL
-    url = with_params(f"{scheme}+{gate.url}/{name()}", ca_certs=str(pki["ca"]))
-    full_cycle(open_through(opened, url))
-    # ... or in the settings
-    settings = Settings(es_ca_certs=str(pki["ca"]))
-    index = open_through(opened, with_params(f"{scheme}+{gate.url}/{name()}"), settings)
-    assert index.upsert(records(2)) == [] and index.stats().records == 2
+    settings = es(ca_certs=str(pki["ca"]))
+    index = open_through(opened, f"{scheme}+{gate.url}/{name()}", settings)
+    full_cycle(index)
     assert gate.handshake_errors == []
 
 
@@ -479,7 +467,7 @@ def test_tls_unverified_certificate_is_a_clear_error(server, gates, pki, case) -
     scheme, _ = server
     gate = gates(tls=(pki["cert"], pki["key"]))
     index_name = name()
-    settings = Settings(es_ca_certs=str(pki["other_ca"])) if case == "another CA" else Settings()
+    settings = es(ca_certs=str(pki["other_ca"])) if case == "another CA" else es()
     started = time.monotonic()
     exc = refused(f"{scheme}+{gate.url}/{index_name}", settings)
     message = str(exc)
@@ -494,18 +482,10 @@ def test_tls_unverified_certificate_is_a_clear_error(server, gates, pki, case) -
     assert gate.handshake_errors
 
 
-@pytest.mark.parametrize("where", ["url", "settings"])
-def test_tls_verification_off_when_asked(server, gates, opened, pki, where) -> None:
+def test_tls_verification_off_when_asked(server, gates, opened, pki) -> None:
     scheme, _ = server
     gate = gates(tls=(pki["cert"], pki["key"]))
-    if where == "url":
-        url, settings = with_params(f"{scheme}+{gate.url}/{name()}", verify_certs="false"), None
-    else:
-        url, settings = (
-            with_params(f"{scheme}+{gate.url}/{name()}"),
-            Settings(es_verify_certs=False),
-        )
-    index = open_through(opened, url, settings)
+    index = open_through(opened, f"{scheme}+{gate.url}/{name()}", es(verify_certs=False))
     full_cycle(index)
 
 
@@ -514,10 +494,9 @@ def test_tls_and_basic_auth_together(server, gates, opened, pki) -> None:
     scheme, _ = server
     gate = gates(tls=(pki["cert"], pki["key"]), authorization=basic(USER, PASSWORD))
     host = gate.url.removeprefix("https://")
-    url = with_params(
-        f"{scheme}+https://{USER}:{PASSWORD}@{host}/{name()}", ca_certs=str(pki["ca"])
-    )
-    full_cycle(open_through(opened, url))
+    url = f"{scheme}+https://{USER}:{PASSWORD}@{host}/{name()}"
+    full_cycle(open_through(opened, url, es(ca_certs=str(pki["ca"]))))
     assert gate.refused == []
-    exc = refused(f"{scheme}+https://{USER}:nope-{PASSWORD}@{host}/{name()}?ca_certs={pki['ca']}")
+    wrong = f"{scheme}+https://{USER}:nope-{PASSWORD}@{host}/{name()}"
+    exc = refused(wrong, es(ca_certs=str(pki["ca"])))
     assert "401" in str(exc) and PASSWORD not in str(exc)

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from _minio import REPO
 
-from pixdex.enqueue import EVENT_NAME, notification
-from pixdex.sources.events import parse_notification
-from pixdex.sources.s3 import S3Source
+from pixdex.integrations.s3.enqueue import EVENT_NAME, notification
+from pixdex.integrations.s3.events import parse_notification
+from pixdex.integrations.s3.source import S3Source
 
 
 def pixdex(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:

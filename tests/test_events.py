@@ -7,7 +7,7 @@ import logging
 
 from _minio import aws_record, sqs_lambda_event
 
-from pixdex.sources.events import Change, latest_per_object, parse_notification
+from pixdex.integrations.s3.events import Change, latest_per_object, parse_notification
 
 TRICKY_KEYS = [
     "photos/café/ñandú 1.jpg",  # non-ASCII + space: "caf%C3%A9/%C3%B1and%C3%BA+1.jpg"
@@ -162,7 +162,7 @@ def test_eventbridge_events():
 
 
 def test_test_events_and_foreign_or_malformed_payloads_are_logged_not_raised(caplog):
-    caplog.set_level(logging.INFO, logger="pixdex.sources.events")
+    caplog.set_level(logging.INFO, logger="pixdex.integrations.s3.events")
     test_event = {
         "Service": "Amazon S3",
         "Event": "s3:TestEvent",

@@ -23,7 +23,8 @@ from pixdex.analyzers.exif import (
     read_exif,
     text,
 )
-from pixdex.imaging import DecodedImage, ImageError, decode
+from pixdex.errors import ImageError
+from pixdex.imaging import DecodedImage, decode
 from pixdex.records import Record
 
 R = IFDRational

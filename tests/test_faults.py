@@ -21,12 +21,14 @@ from pathlib import Path
 import pytest
 from _minio import FaultProxy, ShapeAnalyzer
 
+from pixdex.config import load_settings
 from pixdex.indexes import open_index
 from pixdex.indexes.base import SearchQuery
 from pixdex.indexes.sqlite import SqliteIndex
+from pixdex.integrations.aws import make_client
+from pixdex.integrations.s3.source import S3Source
 from pixdex.pipeline import Pipeline
 from pixdex.sources.local import LocalSource
-from pixdex.sources.s3 import S3Source, make_client
 
 #: Seeds for the kill points (PIXDEX_FAULT_SEEDS=1,2,3,4,5,6 for more) and photos per run.
 SEEDS = tuple(int(s) for s in os.environ.get("PIXDEX_FAULT_SEEDS", "1,2,3").split(","))
@@ -170,6 +172,7 @@ class StopsServerMidRun(LocalSource):
         return super().fetch(ref)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("flavor", ["elasticsearch", "opensearch"])
 def test_search_server_stopped_mid_run_reports_the_rest_and_a_rerun_completes(
     request, photos: Path, flavor: str
@@ -179,8 +182,9 @@ def test_search_server_stopped_mid_run_reports_the_rest_and_a_rerun_completes(
         pytest.skip(f"{flavor} was started outside the tests; cannot stop it")
     scheme = "es" if flavor == "elasticsearch" else "opensearch"
     name = f"faults-{flavor}-{int(time.time())}"
-    url = f"{scheme}+{server.url}/{name}?retries=2&backoff=0.05&timeout=5&refresh=wait_for"
-    index = open_index(url)
+    url = f"{scheme}+{server.url}/{name}"
+    elastic = {"retries": 2, "backoff": 0.05, "timeout": 5, "refresh": "wait_for"}
+    index = open_index(url, load_settings(elastic=elastic))
     pipeline = Pipeline([ShapeAnalyzer()], index, batch_size=4, workers=1)
     source = StopsServerMidRun(photos, server, after=10)
     try:

@@ -33,11 +33,12 @@ from pixdex import safejson
 from pixdex.api.app import create_app
 from pixdex.api.rekognition_input import RekognitionError, image_spec, number, parse_body
 from pixdex.config import Settings
+from pixdex.errors import QueryError
 from pixdex.indexes.base import SearchQuery
 from pixdex.indexes.sqlite import SqliteIndex
+from pixdex.integrations.s3.events import Change, parse_notification
 from pixdex.models.pth import MAGIC_NUMBER, PROTOCOL_VERSION, PthError, parse_state_dict
-from pixdex.query import QueryError, check_query
-from pixdex.sources.events import Change, parse_notification
+from pixdex.query import check_query
 
 EXAMPLES = int(os.environ.get("PIXDEX_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(

@@ -3,8 +3,7 @@
 A user's path through it: browse, type a query, click a label facet, move the confidence slider,
 load more, open a photo (full image, Person boxes, all labels, EXIF), step and close with the
 keyboard. The page must load nothing from outside the server and log no errors (a CSP violation
-would). Skipped only when /usr/bin/chromium is missing and PIXDEX_REQUIRE_BROWSER is unset (CI
-sets it, so there a missing browser fails instead of silently skipping).
+would). Without /usr/bin/chromium it is skipped, or fails under scripts/test (``_tools``).
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
+from _tools import everything_required
 from test_api import COCO, FLOOR, build_index, with_label
 
 from pixdex.api.app import create_app
@@ -20,7 +20,6 @@ from pixdex.api.server import BackgroundServer
 from pixdex.config import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
-REQUIRED = bool(os.environ.get("PIXDEX_REQUIRE_BROWSER"))
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -32,15 +31,14 @@ FLAGS = [
     "--disable-sync",
 ]
 
-if not CHROMIUM.exists() and not REQUIRED:
-    pytest.skip(
-        "no /usr/bin/chromium (apt-get install chromium); set PIXDEX_REQUIRE_BROWSER=1 to fail",
-        allow_module_level=True,
-    )
+if not CHROMIUM.exists():
+    if everything_required():
+        pytest.fail("needs Chromium: apt-get install chromium", pytrace=False)
+    pytest.skip("needs Chromium: apt-get install chromium", allow_module_level=True)
 try:
     from playwright.sync_api import Page, expect, sync_playwright
 except ImportError:
-    if REQUIRED:
+    if everything_required():
         raise
     pytest.skip("the playwright package is not installed", allow_module_level=True)
 

@@ -55,7 +55,7 @@ def _evil_site(target: str):
 def test_token_via_query_then_cookie_and_cross_site_posts_refused(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gallery-token")
     index, records = build_index(tmp / "index.db")
-    settings = Settings(index=index.location, cache_dir=tmp / "cache", api_token=TOKEN)
+    settings = Settings(index=index.location, cache_dir=tmp / "cache", serve={"api_token": TOKEN})
     app = create_app(settings, index)
     with BackgroundServer(app) as server, sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(

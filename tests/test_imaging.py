@@ -18,7 +18,8 @@ from PIL import Image, ImageOps
 
 from pixdex.analyzers.exif import ExifAnalyzer
 from pixdex.analyzers.properties import PropertiesAnalyzer
-from pixdex.imaging import DecodedImage, ImageError, decode
+from pixdex.errors import ImageError
+from pixdex.imaging import DecodedImage, decode
 
 
 def save(img: Image.Image, fmt: str, **options) -> bytes:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from _minio import FaultProxy, aws_record, sqs_lambda_event
 
-from pixdex import lambda_handler
-from pixdex.sources.events import ChangeApplier
-from pixdex.sources.s3 import make_client
+from pixdex.integrations.aws import make_client
+from pixdex.integrations.s3 import lambda_handler
+from pixdex.integrations.s3.events import ChangeApplier
 
 KEYS = ["uploads/café/ñandú 1.jpg", "uploads/a+b = c.jpg", "uploads/plain.jpg"]
 

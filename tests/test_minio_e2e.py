@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from _minio import aws_record
 
-from pixdex import lambda_handler
 from pixdex.config import Settings
 from pixdex.indexes.base import SearchQuery
 from pixdex.indexes.sqlite import SqliteIndex
+from pixdex.integrations.s3 import lambda_handler
+from pixdex.integrations.s3.source import S3Source
 from pixdex.pipeline import Pipeline, default_analyzers
 from pixdex.sources.local import LocalSource
-from pixdex.sources.s3 import S3Source
 
 LAYOUT = {  # local path under the synced folder → coco128 image index
     "2024/café/ñandú 1.jpg": 0,

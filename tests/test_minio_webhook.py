@@ -12,9 +12,9 @@ import pytest
 from _minio import WEBHOOK_ARN, serve_app
 from fastapi import FastAPI
 
-from pixdex.api import webhooks
 from pixdex.config import Settings
-from pixdex.sources.events import ChangeApplier
+from pixdex.integrations.s3 import webhook as webhooks
+from pixdex.integrations.s3.events import ChangeApplier
 
 KEYS = ["photos/café/ñandú 1.jpg", "photos/a+b = c.jpg", "photos/deep/er/x.png"]
 
@@ -49,10 +49,12 @@ def app(minio, s3_env, bucket, tiny_pipeline):
     app = FastAPI()
     app.include_router(webhooks.router)
     settings = Settings(
-        webhook_token=minio.webhook_token,
-        webhook_sources=[f"s3://{bucket}/photos/"],
-        endpoint_url=minio.endpoint,
         index=tiny_pipeline.index.location,
+        s3={
+            "webhook_token": minio.webhook_token,
+            "webhook_sources": [f"s3://{bucket}/photos/"],
+            "endpoint_url": minio.endpoint,
+        },
     )
     webhooks.configure(app, settings, applier=ChangeApplier(tiny_pipeline), batch_window=0.1)
     client = minio.client()

@@ -11,14 +11,15 @@ from typer.testing import CliRunner
 
 from pixdex.cli import app
 from pixdex.indexes.base import SearchQuery
-from pixdex.indexes.elastic import ElasticIndex
+from pixdex.integrations.elastic import ElasticIndex
 
 runner = CliRunner()
 PHOTOS = ["000000000034.jpg", "000000000036.jpg", "000000000030.jpg"]  # zebra, person, vase
 
 
 def run(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
+    env = {"COLUMNS": "200", "PIXDEX_ELASTIC__REFRESH": "true"}
+    return runner.invoke(app, list(args), catch_exceptions=False, env=env)
 
 
 def test_reanalyze_swaps_in_a_fully_reanalyzed_index(
@@ -28,7 +29,7 @@ def test_reanalyze_swaps_in_a_fully_reanalyzed_index(
     folder.mkdir()
     for name in PHOTOS:
         shutil.copy(coco_dir / "images" / name, folder / name)
-    url = f"es+{elasticsearch_url}/reindex-{uuid.uuid4().hex[:8]}?refresh=true"
+    url = f"es+{elasticsearch_url}/reindex-{uuid.uuid4().hex[:8]}"
 
     # "old model": no object detector
     result = run("index", str(folder), "--index", url, "--no-objects", "--quiet")

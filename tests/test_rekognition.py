@@ -24,11 +24,11 @@ from _rekognition_servers import AWS_ENV, Process, ScriptedRekognition
 from botocore.config import Config
 from PIL import Image
 
-from pixdex import lambda_handler
 from pixdex.analyzers.detect import LabelDetector
-from pixdex.analyzers.rekognition import RekognitionAnalyzer
 from pixdex.config import Settings
 from pixdex.indexes.base import SearchQuery
+from pixdex.integrations.rekognition.analyzer import RekognitionAnalyzer
+from pixdex.integrations.s3 import lambda_handler
 from pixdex.pipeline import build_pipeline
 from pixdex.records import Label
 from pixdex.sources import open_source
@@ -52,13 +52,14 @@ def photos(tmp_path: Path, coco_images: list[Path]) -> Path:
 
 
 def settings_for(tmp_path: Path, endpoint: str, **overrides) -> Settings:
-    values = {
-        "index": str(tmp_path / "index.db"),
-        "analyzer": ["rekognition"],
-        "rekognition_endpoint_url": endpoint,
-        "rekognition_region": "us-east-1",
-    }
-    return Settings(**{**values, **overrides})
+    rekognition = {"endpoint_url": endpoint, "region": "us-east-1"}
+    rekognition.update(overrides.pop("rekognition", {}))
+    return Settings(
+        index=str(tmp_path / "index.db"),
+        analyzer=["rekognition"],
+        rekognition=rekognition,
+        **overrides,
+    )
 
 
 def index_with(settings: Settings, location: str):
@@ -88,8 +89,8 @@ def test_cli_index_through_pixdex_serve_stores_its_answer(
     record holds exactly what DetectLabels answered — here the local analyzers' answer."""
     env = {
         **os.environ,
-        "PIXDEX_REKOGNITION_ENDPOINT_URL": f"{pixdex_serve.url}/rekognition",
-        "PIXDEX_REKOGNITION_REGION": "us-east-1",
+        "PIXDEX_REKOGNITION__ENDPOINT_URL": f"{pixdex_serve.url}/rekognition",
+        "PIXDEX_REKOGNITION__REGION": "us-east-1",
     }
     db = tmp_path / "cli.db"
     done = subprocess.run(
@@ -133,7 +134,7 @@ def moto_bucket(moto_server: Process, coco_images: list[Path], request) -> str:
 def test_s3_source_goes_by_s3object_without_a_download(
     moto_server: Process, moto_bucket: str, tmp_path: Path
 ):
-    settings = settings_for(tmp_path, moto_server.url, endpoint_url=moto_server.url)
+    settings = settings_for(tmp_path, moto_server.url, s3={"endpoint_url": moto_server.url})
     pipeline, summary = index_with(settings, f"s3://{moto_bucket}/in/")
     assert (summary.indexed, summary.failed) == (3, 0)
     assert object_gets(moto_server, moto_bucket) == []  # not one object was read
@@ -161,7 +162,10 @@ def test_mixed_with_exif_reads_the_objects_but_still_sends_s3object(
     moto_server: Process, moto_bucket: str, tmp_path: Path
 ):
     settings = settings_for(
-        tmp_path, moto_server.url, endpoint_url=moto_server.url, analyzer=["rekognition", "exif"]
+        tmp_path,
+        moto_server.url,
+        analyzer=["rekognition", "exif"],
+        s3={"endpoint_url": moto_server.url},
     )
     pipeline, summary = index_with(settings, f"s3://{moto_bucket}/in/")
     assert (summary.indexed, summary.failed) == (3, 0)
@@ -177,8 +181,8 @@ def test_lambda_with_rekognition_indexes_an_event_by_s3object(
 ):
     """The Lambda configured as the SAM template does (PIXDEX_ANALYZER=rekognition)."""
     monkeypatch.setenv("PIXDEX_ANALYZER", "rekognition")
-    monkeypatch.setenv("PIXDEX_ENDPOINT_URL", moto_server.url)
-    monkeypatch.setenv("PIXDEX_REKOGNITION_ENDPOINT_URL", moto_server.url)
+    monkeypatch.setenv("PIXDEX_S3__ENDPOINT_URL", moto_server.url)
+    monkeypatch.setenv("PIXDEX_REKOGNITION__ENDPOINT_URL", moto_server.url)
     monkeypatch.setenv("PIXDEX_INDEX", str(tmp_path / "lambda.db"))
     client = s3_client(moto_server)
     key = "in/new upload.jpg"
@@ -207,9 +211,11 @@ def test_bytes_request_carries_the_settings_and_the_file_unchanged(
         scripted.url,
         min_confidence=70,
         max_labels=12,
-        rekognition_features="GENERAL_LABELS,IMAGE_PROPERTIES",
-        rekognition_include_categories="Animals and Pets,Vehicles and Automotive",
-        rekognition_exclude_labels=["Person"],
+        rekognition={
+            "features": "GENERAL_LABELS,IMAGE_PROPERTIES",
+            "include_categories": "Animals and Pets,Vehicles and Automotive",
+            "exclude_labels": ["Person"],
+        },
     )
     pipeline, summary = index_with(settings, str(photos))
     assert (summary.indexed, summary.failed) == (4, 0)
@@ -243,7 +249,10 @@ def test_s3object_names_bucket_key_and_version(
     data = next(Path(__file__).parent.parent.glob("samples/*.jpg")).read_bytes()
     version = client.put_object(Bucket=moto_bucket, Key="in/v.jpg", Body=data)["VersionId"]
     settings = settings_for(
-        tmp_path, scripted.url, endpoint_url=moto_server.url, rekognition_s3object="always"
+        tmp_path,
+        scripted.url,
+        s3={"endpoint_url": moto_server.url},
+        rekognition={"s3object": "always"},
     )
     pipeline = build_pipeline(settings)
     source = open_source(f"s3://{moto_bucket}/in/", settings)
@@ -259,7 +268,7 @@ def test_s3object_names_bucket_key_and_version(
 def test_detect_text_lands_beside_the_labels(
     scripted: ScriptedRekognition, photos: Path, tmp_path: Path
 ):
-    settings = settings_for(tmp_path, scripted.url, rekognition_text=True)
+    settings = settings_for(tmp_path, scripted.url, rekognition={"text": True})
     pipeline, summary = index_with(settings, str(photos))
     assert summary.indexed == 4
     assert len(scripted.calls("DetectText")) == 4
@@ -290,8 +299,8 @@ def test_rekognition_text_wins_over_the_local_text_analyzer_and_reindex_keeps_it
     from pixdex.indexes.sqlite import SqliteIndex
 
     db = str(tmp_path / "index.db")
-    monkeypatch.setenv("PIXDEX_REKOGNITION_ENDPOINT_URL", scripted.url)
-    monkeypatch.setenv("PIXDEX_REKOGNITION_TEXT", "true")
+    monkeypatch.setenv("PIXDEX_REKOGNITION__ENDPOINT_URL", scripted.url)
+    monkeypatch.setenv("PIXDEX_REKOGNITION__TEXT", "true")
     runner = CliRunner()
 
     def texts() -> list[tuple[list[str], str | None, list[str]]]:
@@ -394,7 +403,10 @@ def test_s3_objects_rekognition_cannot_take_are_read_and_sent_as_bytes(
 
     scripted.script = script
     settings = settings_for(
-        tmp_path, scripted.url, endpoint_url=moto_server.url, rekognition_s3object="always"
+        tmp_path,
+        scripted.url,
+        s3={"endpoint_url": moto_server.url},
+        rekognition={"s3object": "always"},
     )
     pipeline, summary = index_with(settings, f"s3://{moto_bucket}/in/")
     assert (summary.indexed, summary.failed) == (4, 0)
@@ -422,8 +434,8 @@ def test_dry_run_counts_and_prices_without_reading_or_writing(
     db = tmp_path / "dry.db"
     env = {
         **os.environ,
-        "PIXDEX_REKOGNITION_ENDPOINT_URL": scripted.url,
-        "PIXDEX_REKOGNITION_TEXT": "true",
+        "PIXDEX_REKOGNITION__ENDPOINT_URL": scripted.url,
+        "PIXDEX_REKOGNITION__TEXT": "true",
         "PIXDEX_INDEX": str(db),
     }
     args = [str(BIN / "pixdex"), "index", str(photos), "--analyzer", "rekognition", "--dry-run"]
@@ -442,8 +454,7 @@ def test_dry_run_counts_and_prices_without_reading_or_writing(
     settings = Settings(
         index=str(db),
         analyzer=["rekognition"],
-        rekognition_endpoint_url=scripted.url,
-        rekognition_text=True,
+        rekognition={"endpoint_url": scripted.url, "text": True},
     )
     build_pipeline(settings).run(open_source(str(photos), settings))
     (photos / "new.jpg").write_bytes(next(photos.iterdir()).read_bytes())
@@ -456,11 +467,11 @@ def test_analyzer_setting_from_env_and_config_and_bad_names(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     from pixdex.analyzers.select import select_analyzers
-    from pixdex.config import ConfigError
+    from pixdex.errors import ConfigError
 
     with monkeypatch.context() as env:
         env.setenv("PIXDEX_ANALYZER", "rekognition, exif")
-        settings = Settings(rekognition_endpoint_url="http://127.0.0.1:9")
+        settings = Settings(rekognition={"endpoint_url": "http://127.0.0.1:9"})
     assert settings.analyzer == ["rekognition", "exif"]
     chosen = select_analyzers(settings)
     assert [a.name for a in chosen] == ["rekognition", "exif"]
@@ -473,11 +484,13 @@ def test_analyzer_setting_from_env_and_config_and_bad_names(
         assert RekognitionAnalyzer.from_settings(Settings()).region == "eu-west-2"
 
     config = tmp_path / "config.toml"
-    config.write_text('analyzer = ["rekognition"]\nrekognition_features = ["IMAGE_PROPERTIES"]\n')
+    config.write_text(
+        'analyzer = ["rekognition"]\n[rekognition]\nfeatures = ["IMAGE_PROPERTIES"]\n'
+    )
     monkeypatch.setenv("PIXDEX_CONFIG", str(config))
     settings = Settings()
     assert settings.analyzer == ["rekognition"]
-    assert settings.rekognition_features == ["IMAGE_PROPERTIES"]
+    assert settings.rekognition.features == ["IMAGE_PROPERTIES"]
 
     with pytest.raises(ConfigError, match="analyzer 'rekogniton' is unknown"):
         select_analyzers(Settings(analyzer="rekogniton"))
@@ -535,10 +548,11 @@ def test_reindex_reanalyze_with_rekognition_on_elasticsearch(
 
     from pixdex.cli import app
     from pixdex.indexes.base import SearchQuery
-    from pixdex.indexes.elastic import ElasticIndex
+    from pixdex.integrations.elastic import ElasticIndex
 
-    url = f"es+{elasticsearch_url}/rek-{uuid.uuid4().hex[:8]}?refresh=true"
-    monkeypatch.setenv("PIXDEX_REKOGNITION_ENDPOINT_URL", scripted.url)
+    url = f"es+{elasticsearch_url}/rek-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("PIXDEX_ELASTIC__REFRESH", "true")
+    monkeypatch.setenv("PIXDEX_REKOGNITION__ENDPOINT_URL", scripted.url)
     runner = CliRunner()
     done = runner.invoke(app, ["index", str(photos), "--index", url, "--analyzer", "exif", "-q"])
     assert done.exit_code == 0, done.output
@@ -607,7 +621,7 @@ def test_worker_with_rekognition_via_sqs(
     import threading
     import time
 
-    from pixdex.worker import run_worker
+    from pixdex.integrations.s3.worker import run_worker
 
     client = s3_client(moto_server)
     key = "in/from-queue.jpg"
@@ -619,7 +633,7 @@ def test_worker_with_rekognition_via_sqs(
             {"Records": [aws_record(moto_bucket, key, size=len(data), etag=etag)]}
         ),
     )
-    settings = settings_for(tmp_path, moto_server.url, endpoint_url=moto_server.url)
+    settings = settings_for(tmp_path, moto_server.url, s3={"endpoint_url": moto_server.url})
     pipeline = build_pipeline(settings)
     stop, result = threading.Event(), {}
 

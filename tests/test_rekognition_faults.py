@@ -16,9 +16,9 @@ from _rekognition_servers import AWS_ENV, Process, ScriptedRekognition, error, l
 from botocore.config import Config
 
 from pixdex.config import Settings
+from pixdex.integrations.s3.events import Change, ChangeApplier
 from pixdex.pipeline import build_pipeline
 from pixdex.sources import open_source
-from pixdex.sources.events import Change, ChangeApplier
 
 
 @pytest.fixture(autouse=True)
@@ -37,14 +37,14 @@ def photos(tmp_path: Path, coco_images: list[Path]) -> Path:
 
 
 def settings_for(tmp_path: Path, endpoint: str | None, **overrides) -> Settings:
-    values = {
-        "index": str(tmp_path / "index.db"),
-        "analyzer": ["rekognition"],
-        "rekognition_endpoint_url": endpoint,
-        "rekognition_region": "us-east-1",
-        "rekognition_rate": 50.0,
-    }
-    return Settings(**{**values, **overrides})
+    rekognition = {"endpoint_url": endpoint, "region": "us-east-1", "rate": 50.0}
+    rekognition.update(overrides.pop("rekognition", {}))
+    return Settings(
+        index=str(tmp_path / "index.db"),
+        analyzer=["rekognition"],
+        rekognition=rekognition,
+        **overrides,
+    )
 
 
 def run(settings: Settings, location: str):
@@ -69,7 +69,7 @@ def test_throttling_for_a_while_backs_off_and_completes(
 
     scripted.script = script
     pipeline, summary = run(
-        settings_for(tmp_path, scripted.url, rekognition_max_attempts=10), str(photos)
+        settings_for(tmp_path, scripted.url, rekognition={"max_attempts": 10}), str(photos)
     )
     assert (summary.indexed, summary.failed) == (6, 0)
     usage = pipeline.remote_analyzers[0].usage
@@ -85,13 +85,13 @@ def test_throttling_that_outlasts_the_retries_is_a_failure_a_rerun_retries(
     scripted: ScriptedRekognition, photos: Path, tmp_path: Path
 ):
     scripted.script = lambda received, number: error("ThrottlingException", "Rate exceeded")
-    settings = settings_for(tmp_path, scripted.url, rekognition_max_attempts=2)
+    settings = settings_for(tmp_path, scripted.url, rekognition={"max_attempts": 2})
     pipeline, summary = run(settings, str(photos))
     assert (summary.indexed, summary.failed) == (0, 6)
     assert summary.transient == {f.key for f in summary.failures}  # events would be redelivered
     assert {f.reason for f in summary.failures} == {
         "Rekognition kept throttling after 2 attempt(s) (ThrottlingException): lower "
-        "rekognition_rate or ask for a higher TPS quota; a rerun retries"
+        "rekognition.rate or ask for a higher TPS quota; a rerun retries"
     }
     assert pipeline.remote_analyzers[0].usage == {
         "calls": 12,
@@ -177,7 +177,7 @@ def test_account_errors_fail_every_photo_with_one_line_and_stop_calling(
         "UnrecognizedClientException": "The security token included in the request is invalid.",
     }[code]
     scripted.script = lambda received, number: error(code, message)
-    settings = settings_for(tmp_path, scripted.url, rekognition_concurrency=2)
+    settings = settings_for(tmp_path, scripted.url, rekognition={"concurrency": 2})
     pipeline, summary = run(settings, str(photos))
     assert (summary.indexed, summary.failed) == (0, 6)
     assert {f.reason for f in summary.failures} == {reason}
@@ -204,7 +204,7 @@ def test_no_credentials_is_one_clear_line(
 
 def test_region_without_rekognition_fails_each_photo_without_a_call(photos: Path, tmp_path: Path):
     """eu-north-1 has S3 but (in botocore's endpoint data) no Rekognition: nothing is sent."""
-    settings = settings_for(tmp_path, None, rekognition_region="eu-north-1")
+    settings = settings_for(tmp_path, None, rekognition={"region": "eu-north-1"})
     pipeline, summary = run(settings, str(photos))
     assert summary.failed == 6
     (reason,) = {f.reason for f in summary.failures}
@@ -218,10 +218,9 @@ def test_unreachable_endpoint_fails_fast_after_the_first_photo(photos: Path, tmp
 
     settings = settings_for(
         tmp_path,
-        f"http://127.0.0.1:{free_port()}",  # nothing listens there
-        rekognition_max_attempts=2,
-        rekognition_concurrency=1,
+        f"http://127.0.0.1:{free_port()}",
         workers=1,
+        rekognition={"max_attempts": 2, "concurrency": 1},
     )
     started = time.monotonic()
     pipeline, summary = run(settings, str(photos))
@@ -247,7 +246,10 @@ def test_s3object_the_service_cannot_read_names_the_object_and_the_fix(
         "InvalidS3ObjectException", "Unable to get object metadata from S3."
     )
     settings = settings_for(
-        tmp_path, scripted.url, endpoint_url=moto_server.url, rekognition_s3object="always"
+        tmp_path,
+        scripted.url,
+        s3={"endpoint_url": moto_server.url},
+        rekognition={"s3object": "always"},
     )
     _, summary = run(settings, "s3://unreadable/")
     assert [f.reason for f in summary.failures] == [
@@ -273,9 +275,8 @@ def test_event_consumer_redelivers_what_rekognition_throttled(
     settings = settings_for(
         tmp_path,
         scripted.url,
-        endpoint_url=moto_server.url,
-        rekognition_s3object="always",
-        rekognition_max_attempts=2,
+        s3={"endpoint_url": moto_server.url},
+        rekognition={"s3object": "always", "max_attempts": 2},
     )
     applier = ChangeApplier(build_pipeline(settings), client=client)
     outcome = applier.apply([Change("created", "events", "a.jpg", size=1, etag=etag)])
@@ -288,7 +289,7 @@ def test_event_consumer_redelivers_what_rekognition_throttled(
 def test_rate_limit_spaces_calls_even_with_many_threads(
     scripted: ScriptedRekognition, photos: Path, tmp_path: Path
 ):
-    settings = settings_for(tmp_path, scripted.url, rekognition_rate=8.0, rekognition_concurrency=6)
+    settings = settings_for(tmp_path, scripted.url, rekognition={"rate": 8.0, "concurrency": 6})
     _, summary = run(settings, str(photos))
     assert summary.indexed == 6
     arrivals = [r.at for r in scripted.received]

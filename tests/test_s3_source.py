@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from _minio import FaultProxy
 
+from pixdex.errors import SourceError
+from pixdex.integrations.aws import make_client
+from pixdex.integrations.s3.source import S3Source, parse_s3_uri
 from pixdex.sources import open_source
-from pixdex.sources.base import SourceError
-from pixdex.sources.s3 import S3Source, make_client, parse_s3_uri
 
 
 def put(client, bucket: str, key: str, data: bytes) -> str:

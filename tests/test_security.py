@@ -22,13 +22,13 @@ from _serve import ServeProcess, free_port
 from PIL import Image
 from test_api import coco_records
 
-from pixdex.api import webhooks
 from pixdex.api.app import create_app
 from pixdex.api.guard import check_bind
 from pixdex.config import Settings
 from pixdex.indexes.sqlite import SqliteIndex
+from pixdex.integrations.s3 import webhook as webhooks
+from pixdex.integrations.s3.events import ChangeApplier
 from pixdex.records import Record
-from pixdex.sources.events import ChangeApplier
 
 API_TOKEN = "api-token-for-tests-0123456789"
 HOOK_TOKEN = "webhook-token-for-tests-987654"
@@ -118,7 +118,9 @@ def test_loopback_names_and_ip_literals_are_answered(server):
 
 
 def test_allowed_hosts_adds_names(db: Path, tmp_path: Path):
-    settings = Settings(index=str(db), cache_dir=tmp_path, allowed_hosts="photos.example.org")
+    settings = Settings(
+        index=str(db), cache_dir=tmp_path, serve={"allowed_hosts": "photos.example.org"}
+    )
     client = LocalClient(create_app(settings))
     assert client.get("/api/stats", headers={"Host": "photos.example.org"}).status_code == 200
     assert client.get("/api/stats", headers={"Host": "other.example.org"}).status_code == 400
@@ -253,7 +255,7 @@ def event(bucket: str, key: str) -> dict:
 def test_webhook_is_off_until_token_and_sources_are_set(server):
     response = httpx.post(f"{server.url}/webhooks/minio", json=event("photos", "a.jpg"))
     assert response.status_code == 403
-    assert "webhook_token and webhook_sources" in response.json()["message"]
+    assert "s3.webhook_token and s3.webhook_sources" in response.json()["message"]
 
 
 def test_webhook_needs_its_own_token_and_refuses_foreign_objects(token_server):
@@ -265,7 +267,7 @@ def test_webhook_needs_its_own_token_and_refuses_foreign_objects(token_server):
     for bucket, key in (("secrets", "incoming/a.jpg"), ("photos", "private/a.jpg")):
         response = httpx.post(hook, json=event(bucket, key), headers=own)
         assert response.status_code == 403, (bucket, key)
-        assert "outside webhook_sources" in response.json()["message"]
+        assert "outside s3.webhook_sources" in response.json()["message"]
     # nothing but JSON: a form-encoded forgery is refused before the token is even looked at
     assert httpx.post(hook, data={"Records": "x"}, headers=own).status_code == 415
 
@@ -280,9 +282,11 @@ def test_forged_event_for_a_foreign_bucket_indexes_nothing(minio, s3_env, bucket
     app = create_app(
         Settings(
             index=tiny_pipeline.index.location,
-            endpoint_url=minio.endpoint,
-            webhook_token=minio.webhook_token,
-            webhook_sources=[f"s3://{bucket}/photos/"],
+            s3={
+                "endpoint_url": minio.endpoint,
+                "webhook_token": minio.webhook_token,
+                "webhook_sources": [f"s3://{bucket}/photos/"],
+            },
         ),
         tiny_pipeline.index,
     )
@@ -315,7 +319,7 @@ def test_s3object_is_off_unless_allowlisted_and_sized_before_reading(
     client.put_object(Bucket=bucket, Key="other/dog.jpg", Body=coco_images[0].read_bytes())
     with FaultProxy(minio.endpoint, lambda method, path: None) as proxy:
         settings = dict(
-            index=str(tmp_path / "i.db"), cache_dir=tmp_path, endpoint_url=proxy.endpoint
+            index=str(tmp_path / "i.db"), cache_dir=tmp_path, s3={"endpoint_url": proxy.endpoint}
         )
 
         def ask(app_settings: Settings, key: str, bucket_name: str = bucket) -> httpx.Response:
@@ -328,10 +332,10 @@ def test_s3object_is_off_unless_allowlisted_and_sized_before_reading(
 
         off = ask(Settings(**settings), "allowed/huge.jpg")
         assert off.status_code == 403 and off.json()["__type"] == "AccessDeniedException"
-        assert "rekognition_s3_sources" in off.json()["Message"]
+        assert "rekognition.s3_sources" in off.json()["Message"]
         assert proxy.seen == []  # not even a HEAD
 
-        on = Settings(**settings, rekognition_s3_sources=[f"s3://{bucket}/allowed/"])
+        on = Settings(**settings, rekognition={"s3_sources": [f"s3://{bucket}/allowed/"]})
         for key, other in (("other/dog.jpg", bucket), ("allowed/huge.jpg", "someone-else")):
             refused = ask(on, key, other)
             assert refused.status_code == 403 and "not in this server" in refused.json()["Message"]
@@ -355,8 +359,8 @@ def test_s3object_without_credentials_is_a_4xx_not_a_500(tmp_path: Path, monkeyp
     settings = Settings(
         index=str(tmp_path / "i.db"),
         cache_dir=tmp_path,
-        endpoint_url=f"http://127.0.0.1:{free_port()}",
-        rekognition_s3_sources=["s3://photos"],
+        s3={"endpoint_url": f"http://127.0.0.1:{free_port()}"},
+        rekognition={"s3_sources": ["s3://photos"]},
     )
     request = {"Image": {"S3Object": {"Bucket": "photos", "Name": "a.jpg"}}}
     response = LocalClient(create_app(settings)).post("/rekognition/detect-labels", json=request)
@@ -542,8 +546,9 @@ def test_bodies_are_capped_while_streaming_and_memory_stays_flat(server):
 
 def test_credentials_never_reach_error_bodies_or_logs(tmp_path: Path):
     port = free_port()  # nothing listens: the index is unavailable
-    index = f"es+http://elastic:{ES_PASSWORD}@127.0.0.1:{port}/photos?retries=1&backoff=0.01"
+    index = f"es+http://elastic:{ES_PASSWORD}@127.0.0.1:{port}/photos"
     env = {"AWS_SECRET_ACCESS_KEY": AWS_SECRET, "PIXDEX_CACHE_DIR": str(tmp_path / "cache")}
+    env |= {"PIXDEX_ELASTIC__RETRIES": "1", "PIXDEX_ELASTIC__BACKOFF": "0.01"}
     args = ["--index", index, "--api-token", API_TOKEN, "--webhook-token", HOOK_TOKEN]
     bodies: list[str] = []
     with ServeProcess(args, tmp_path / "serve.log", env) as proc:

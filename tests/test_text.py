@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _tools import missing
 from PIL import Image, ImageDraw, ImageFont
 from typer.testing import CliRunner
 
@@ -32,7 +33,7 @@ def analyzer() -> TextAnalyzer:
 
 def font(size: int) -> ImageFont.FreeTypeFont:
     if not FONT.is_file():
-        pytest.fail(f"{FONT} missing: apt-get install fonts-dejavu-core (scripts/test does)")
+        missing(f"needs {FONT}: apt-get install fonts-dejavu-core")
     return ImageFont.truetype(str(FONT), size)
 
 

@@ -19,11 +19,11 @@ import pytest
 from _minio import REPO, FaultProxy, aws_record
 
 from pixdex.config import Settings
+from pixdex.errors import SourceError
 from pixdex.indexes.sqlite import SqliteIndex
-from pixdex.sources.base import SourceError
-from pixdex.sources.events import ChangeApplier
-from pixdex.sources.s3 import make_client
-from pixdex.worker import run_worker
+from pixdex.integrations.aws import make_client
+from pixdex.integrations.s3.events import ChangeApplier
+from pixdex.integrations.s3.worker import run_worker
 
 
 def upload(minio, bucket: str, key: str, data: bytes) -> str:
@@ -134,7 +134,7 @@ def test_a_bad_object_whose_failure_cannot_be_recorded_is_redelivered_not_droppe
 ):
     """A message is deleted only once what it names is durable — a record, or the failure of a
     bad object: while the index cannot take the failure, the message stays for redelivery."""
-    from pixdex.indexes.base import IndexUnavailable
+    from pixdex.errors import IndexUnavailable
 
     body = upload(minio, bucket, "inbox/not-a-photo.jpg", b"this is not a JPEG")
     sqs_queue.client.send_message(QueueUrl=sqs_queue.url, MessageBody=body)
@@ -168,7 +168,7 @@ WORKER_SCRIPT = textwrap.dedent(
     from pixdex.config import Settings
     from pixdex.indexes.sqlite import SqliteIndex
     from pixdex.pipeline import Pipeline
-    from pixdex.worker import run_worker
+    from pixdex.integrations.s3.worker import run_worker
 
     index_path, queue_url, sqs_endpoint, marks = sys.argv[1:5]
 

@@ -80,7 +80,7 @@ class Minio:
         }
 
     def client(self):  # noqa: ANN201 - a boto3 S3 client
-        from pixdex.sources.s3 import make_client
+        from pixdex.integrations.aws import make_client
 
         for name, value in self.env().items():
             os.environ.setdefault(name, value)

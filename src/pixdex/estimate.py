@@ -1,7 +1,7 @@
 """``pixdex index --dry-run``: what a run would analyze and, with Rekognition, roughly what it
 would cost — counted from the listing and the index, without reading a photo or calling anyone.
 
-The price is an assumption the user can and should check: ``rekognition_price`` (USD per image
+The price is an assumption the user can and should check: ``rekognition.price`` (USD per image
 per billed unit), by default the list price of DetectLabels/DetectText for the first million
 images a month in us-east-1 as pixdex knew it — not verifiable from the machine it was written
 on (no internet) on PRICE_ASSUMED_ON. Each DetectLabels feature
@@ -49,7 +49,8 @@ class Estimate:
         )
         lines.append(
             f"estimated price: ${self.cost:,.2f} at ${self.price:g} per image per unit "
-            "(assumed: rekognition_price, AWS's us-east-1 list price for the first million "
+            "(assumed: the rekognition.price setting, AWS's us-east-1 list price for the first "
+            "million "
             f"images a month as pixdex knew it, not verified on {PRICE_ASSUMED_ON}: check yours; "
             "touched but identical folder files are skipped after hashing, so the real count "
             "can be lower)"
@@ -59,8 +60,8 @@ class Estimate:
 
 def billed_units(settings: Settings) -> list[str]:
     """What Rekognition bills per photo for these settings."""
-    units = [f"DetectLabels {f}" for f in settings.rekognition_features]
-    if settings.rekognition_text:
+    units = [f"DetectLabels {f}" for f in settings.rekognition.features]
+    if settings.rekognition.text:
         units.append("DetectText")
     return units
 
@@ -88,5 +89,5 @@ def dry_run(source: Source, settings: Settings, *, force: bool = False) -> Estim
         unchanged=unchanged,
         todo=len(todo),
         units=billed_units(settings) if remote else [],
-        price=settings.rekognition_price,
+        price=settings.rekognition.price,
     )

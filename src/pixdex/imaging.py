@@ -13,6 +13,8 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from pixdex.errors import ImageError
+
 # Decompression bombs: Pillow's own default warns at ~89 Mpx and refuses at twice that. A photo
 # library holds panoramas, so the cap is generous but explicit (configurable via settings).
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -28,10 +30,6 @@ _ORIENT = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-
-
-class ImageError(ValueError):
-    """The bytes are not a usable image; the message is the one-line reason shown to users."""
 
 
 @dataclass(slots=True)

@@ -6,20 +6,20 @@
   pixdex already says so in one line.
 - ``Redactor``: secrets (tokens, passwords, AWS secret keys) and credentials inside URLs are
   replaced by ``<hidden>`` in every log line and every HTTP error body.
-- ``native_stderr_silenced``: C++ libraries print to file descriptor 2 directly (TFLite's "INFO:
-  Created TensorFlow Lite XNNPACK delegate for CPU."), out of reach of Python logging; the
-  descriptor is pointed at /dev/null around the calls that do that.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pixdex.config import Settings
 
 #: Loggers of libraries that log their own retries and tracebacks for conditions pixdex reports.
 NOISY = (
@@ -77,11 +77,11 @@ class Redactor:
         return _BEARER.sub(rf"\g<name>{HIDDEN}", text)
 
 
-def settings_secrets(settings: object) -> list[str | None]:
+def settings_secrets(settings: Settings) -> list[str | None]:
     """The secrets a Settings object and the process environment hold."""
-    from pixdex.config import SECRET_SETTINGS
+    from pixdex.config import secrets
 
-    values: list[str | None] = [getattr(settings, name, None) for name in SECRET_SETTINGS]
+    values: list[str | None] = list(secrets(settings))
     values += [os.environ.get(name) for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
     return values
 
@@ -140,30 +140,3 @@ def setup(verbose: bool = False) -> None:
     # user cannot change; pixdex records what matters. --verbose shows them.
     logging.captureWarnings(True)
     logging.getLogger("py.warnings").setLevel(logging.DEBUG if verbose else logging.ERROR)
-
-
-_stderr_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def native_stderr_silenced(enabled: bool = True) -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null for the duration (process-wide: other threads'
-    stderr output in that window is lost too, so keep the window to library set-up calls)."""
-    if not enabled or os.environ.get("PIXDEX_NATIVE_STDERR") == "1":
-        yield
-        return
-    with _stderr_lock:
-        try:
-            sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError):
-            yield
-            return
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 2)
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            os.close(devnull)

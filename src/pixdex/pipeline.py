@@ -26,16 +26,19 @@ from typing import TYPE_CHECKING, Any
 from pixdex.analyzers import default_analyzers  # noqa: F401 - tests build pipelines from it
 from pixdex.analyzers.base import (
     Analyzer,
-    Failed,
     Photo,
     RemoteAnalyzer,
     even_batch_size,
+    is_remote,
     merge_partials,
+    overridden_fields,
+    owned_fields,
 )
-from pixdex.imaging import DEFAULT_MAX_PIXELS, DecodedImage, ImageError, decode
-from pixdex.indexes.base import Index, Indexed, IndexUnavailable, WriteError
+from pixdex.errors import ImageError, SourceError
+from pixdex.imaging import DEFAULT_MAX_PIXELS, DecodedImage, decode
+from pixdex.indexes.base import Index, Indexed
 from pixdex.records import Failure, Record, analysis_version
-from pixdex.sources.base import ObjectRef, Source, SourceError
+from pixdex.sources.base import ObjectRef, Source
 
 if TYPE_CHECKING:
     from pixdex.config import Settings
@@ -57,7 +60,7 @@ class Summary:
     gone: int = 0  # indexed objects no longer in the source (removed only with prune)
     touched: int = 0  # read and hashed, content unchanged: not analyzed again (in ``unchanged``)
     failures: list[Failure] = field(default_factory=list)
-    write_errors: list[WriteError] = field(default_factory=list)
+    write_errors: list[Failure] = field(default_factory=list)  # records the index refused
     #: keys among ``failures`` whose reason may pass by itself (a remote service throttling or
     #: down): event consumers redeliver them instead of treating the object as bad
     transient: set[str] = field(default_factory=set)
@@ -88,12 +91,6 @@ class _Fetched:
     unchanged: bool = False  # content identical to the indexed one: only refresh the fingerprint
 
 
-@dataclass(slots=True)
-class _Failed:
-    failure: Failure
-    transient: bool = False
-
-
 Progress = Callable[[int], None]
 
 
@@ -109,10 +106,8 @@ class Pipeline:
         analysis_workers: int = 1,
     ) -> None:
         #: pixel analyzers (batched, in the calling thread) and remote analyzers (in the pool)
-        self.analyzers: list[Analyzer] = [a for a in analyzers if not _is_remote_analyzer(a)]
-        self.remote_analyzers: list[RemoteAnalyzer] = [
-            a for a in analyzers if _is_remote_analyzer(a)
-        ]
+        self.analyzers: list[Analyzer] = [a for a in analyzers if not is_remote(a)]  # type: ignore[misc]
+        self.remote_analyzers: list[RemoteAnalyzer] = [a for a in analyzers if is_remote(a)]  # type: ignore[misc]
         self.index = index
         self.batch_size = max(1, batch_size)
         # Remote analyzers wait on the network, not the CPU: their concurrency sizes the pool.
@@ -187,8 +182,8 @@ class Pipeline:
     def analyze_object(self, source: Source, ref: ObjectRef) -> Record | Failure:
         """Fetch, decode and analyze one object now, whatever is indexed (no write)."""
         item = self._fetch_one(source, ref, None, self.reads(source))
-        if isinstance(item, _Failed):
-            return item.failure
+        if isinstance(item, Failure):
+            return item
         result: dict[str, Any] | Failure | str = {}
         if item.image is not None:
             result = self.analyze([item.image])[0]
@@ -224,12 +219,12 @@ class Pipeline:
             for item in self._fetch_all(source, todo, known):
                 if advance:
                     advance(1)
-                if isinstance(item, _Failed):
+                if isinstance(item, Failure):
                     summary.failed += 1
-                    summary.failures.append(item.failure)
+                    summary.failures.append(item)
                     if item.transient:
-                        summary.transient.add(item.failure.key)
-                    self._record_failures([item.failure], summary)
+                        summary.transient.add(item.key)
+                    self._record_failures([item], summary)
                     continue
                 batch.append(item)
                 if len(batch) >= batch_size:
@@ -243,14 +238,14 @@ class Pipeline:
 
     def _fetch_all(
         self, source: Source, todo: list[ObjectRef], known: dict[str, Indexed]
-    ) -> Iterator[_Fetched | _Failed]:
+    ) -> Iterator[_Fetched | Failure]:
         """Fetch + hash + decode (+ remote analyzers) in a bounded pool; yields results as they
         complete."""
         window = self.workers * 4  # in flight at once: bounds memory for decoded images
         read = self.reads(source)
         refs = iter(todo)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="pixdex-fetch") as pool:
-            pending: set[Future[_Fetched | _Failed]] = set()
+            pending: set[Future[_Fetched | Failure]] = set()
             for ref in refs:
                 pending.add(pool.submit(self._fetch_one, source, ref, known.get(ref.key), read))
                 if len(pending) >= window:
@@ -266,7 +261,7 @@ class Pipeline:
 
     def _fetch_one(
         self, source: Source, ref: ObjectRef, seen: Indexed | None, read: bool = True
-    ) -> _Fetched | _Failed:
+    ) -> _Fetched | Failure:
         try:
             data: bytes | None = None
             sha: str | None = None
@@ -285,30 +280,28 @@ class Pipeline:
                 if self.analyzers:
                     image = decode(data, min_side=self.min_side, max_pixels=self.max_pixels)
             remote = self._analyze_remote(Photo(source, ref, data, image))
-            if isinstance(remote, Failed):
-                return _Failed(self._failure(ref, remote.reason), remote.transient)
+            if isinstance(remote, Failure):
+                return remote
             size = len(data) if data is not None else ref.size
             return _Fetched(ref, sha, size, image, remote)
         except (SourceError, ImageError) as exc:
-            return _Failed(self._failure(ref, str(exc)))
+            return self._failure(ref, str(exc))
         except Exception as exc:  # noqa: BLE001 - one bad object must never stop the run
             log.exception("unexpected error reading %s", ref.uri)
-            return _Failed(self._failure(ref, f"{type(exc).__name__}: {exc}"))
+            return self._failure(ref, f"{type(exc).__name__}: {exc}")
 
-    def _analyze_remote(self, photo: Photo) -> dict[str, Any] | Failed:
+    def _analyze_remote(self, photo: Photo) -> dict[str, Any] | Failure:
         """The remote analyzers' merged partial for one object, or the first one's failure."""
         partials: list[dict[str, Any]] = []
         for analyzer in self.remote_analyzers:
             result = analyzer.analyze_object(photo)
-            if isinstance(result, Failed):
+            if isinstance(result, Failure):
                 return result
             partials.append(result)
         return merge_partials(partials) if partials else {}
 
     def _failure(self, ref: ObjectRef, reason: str) -> Failure:
-        return Failure(
-            bucket=ref.bucket, key=ref.key, uri=ref.uri, reason=reason, fingerprint=ref.fingerprint
-        )
+        return Failure.of(ref, reason)
 
     def analyze(self, images: Sequence[DecodedImage]) -> list[dict[str, Any] | Failure | str]:
         """Merged partial records per image; an image an analyzer chokes on gets its reason
@@ -371,7 +364,7 @@ class Pipeline:
         except Exception as exc:  # noqa: BLE001 - server down: report, keep what is indexed
             log.error("index refused a batch of %d: %s", len(records), exc)
             summary.not_indexed += len(records)
-            summary.write_errors += [WriteError(r.id, r.key, str(exc)) for r in records]
+            summary.write_errors += [Failure.of(r, str(exc)) for r in records]
             return write_failures + 1
         failed_ids = {e.id for e in errors}
         summary.write_errors += errors
@@ -451,10 +444,10 @@ class Reanalyzer:
         a current analyzer overrides one of them (Rekognition's DetectText beside the local text
         analyzer: the remote answer is the one a full run keeps, so only a full run is right)."""
         current = {a.name: a for a in [*self.pipeline.analyzers, *self.pipeline.remote_analyzers]}
-        overridden = {f for a in current.values() for f in getattr(a, "overrides", ())}
+        overridden = {f for a in current.values() for f in overridden_fields(a)}
         owned: dict[str, tuple[str, ...]] = {}
         for name in names:
-            fields = getattr(current.get(name), "fields", None) or KNOWN_FIELDS.get(name)
+            fields = owned_fields(current.get(name)) or KNOWN_FIELDS.get(name)
             if not fields or overridden.intersection(fields):
                 return None
             owned[name] = tuple(fields)
@@ -513,33 +506,6 @@ class Reanalyzer:
 #: Fields of analyzers a configuration may have dropped (so their fields can still be removed
 #: when they are gone); analyzers that are present declare their own in ``fields``.
 KNOWN_FIELDS: dict[str, tuple[str, ...]] = {"text": ("TextDetections", "TextModelVersion")}
-
-
-def reanalyze_in_place(index: Index, transform: Reanalyzer, page: int = 200) -> int:
-    """``pixdex reindex --reanalyze`` on an index that is updated where it is (SQLite): every
-    record through ``transform``, changed ones written back a page at a time. Returns how many
-    were written."""
-    from pixdex.indexes.base import SearchQuery
-
-    written = 0
-    offset = 0
-    while True:
-        hits = index.search(SearchQuery(limit=page, offset=offset, facets=0)).hits
-        if not hits:
-            return written
-        changed = [new for hit in hits if (new := transform(hit.record)) is not hit.record]
-        if changed:
-            errors = index.upsert(changed)
-            if errors:
-                raise IndexUnavailable(
-                    f"{index.location} refused {len(errors)} record(s), first: {errors[0].reason}"
-                )
-            written += len(changed)
-        offset += len(hits)
-
-
-def _is_remote_analyzer(analyzer: object) -> bool:
-    return callable(getattr(analyzer, "analyze_object", None))
 
 
 def build_pipeline(settings: Settings, index: Index | None = None) -> Pipeline:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from pixdex.errors import QueryError
 from pixdex.indexes.base import SearchQuery, date_range
 from pixdex.records import utc_timestamp
 
@@ -26,10 +27,6 @@ MAX_LABEL_CHARS = 200
 
 # What the indexes treat as a word: SQLite FTS5's unicode61 tokens, the standard analyzer's too.
 _WORD = re.compile(r"\w+", re.UNICODE)
-
-
-class QueryError(ValueError):
-    """A search parameter pixdex cannot use; the message names it and says what would work."""
 
 
 def words(text: str) -> list[str]:

@@ -196,7 +196,13 @@ def analysis_version(analyzers: dict[str, str]) -> str:
 
 
 class Failure(_Shape):
-    """An image that could not be indexed, with a one-line reason users can act on."""
+    """An object that could not be indexed — unreadable, refused by an analyzer or by the index —
+    with a one-line reason users can act on. The one failure value pixdex passes around: the
+    failure list stores it, ``Index.upsert`` returns it for records it refused, a remote
+    analyzer returns it for an object it could not analyze.
+
+    ``transient``: the reason may pass by itself (a service throttling or down), so event
+    consumers redeliver the object instead of recording it as bad; never stored."""
 
     bucket: str
     key: str
@@ -204,3 +210,22 @@ class Failure(_Shape):
     reason: str
     fingerprint: str | None = None
     timestamp: str = Field(default_factory=utc_timestamp)
+    transient: bool = Field(default=False, exclude=True)
+
+    @property
+    def id(self) -> str:
+        """The id of the record this object has (or would have)."""
+        return record_id(self.bucket, self.key)
+
+    @classmethod
+    def of(cls, thing: Any, reason: str, *, transient: bool = False) -> Failure:
+        """The failure of ``thing``: a ``Record`` or an ``ObjectRef`` (anything with ``bucket``,
+        ``key`` and, where known, ``uri`` and ``fingerprint``)."""
+        return cls(
+            bucket=thing.bucket,
+            key=thing.key,
+            uri=getattr(thing, "uri", "") or "",
+            reason=reason,
+            fingerprint=getattr(thing, "fingerprint", None),
+            transient=transient,
+        )

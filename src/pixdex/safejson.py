@@ -16,16 +16,14 @@ import math
 import re
 from typing import Any
 
+from pixdex.errors import JsonError
+
 #: Deeper than any payload pixdex reads (SNS in SQS in a Lambda batch is ~8 levels of JSON).
 MAX_DEPTH = 64
 
 # A JSON string (escapes included), written as an unrolled loop: linear, no backtracking.
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKETS = re.compile(r"[\[\]{}]")
-
-
-class JsonError(ValueError):
-    """Not acceptable JSON; the message says why in one line."""
 
 
 def _reject_constant(name: str) -> Any:

@@ -28,11 +28,13 @@ def index_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
             memory = request.param == "sqlite-memory"
             index: Index = SqliteIndex(tmp_path / f"{name}.db", memory_search=memory)
         else:
-            from pixdex.indexes.elastic import ElasticIndex
+            from pixdex.config import load_settings
+            from pixdex.integrations.elastic import ElasticIndex
 
             url = request.getfixturevalue(f"{request.param}_url")  # http://127.0.0.1:PORT
             scheme = "es" if request.param == "elasticsearch" else "opensearch"
-            index = ElasticIndex.from_url(f"{scheme}+{url}/{name}?refresh=true")
+            settings = load_settings(elastic={"refresh": "true"})
+            index = ElasticIndex.from_url(f"{scheme}+{url}/{name}", settings)
         created.append(index)
         return index
 

@@ -8,20 +8,24 @@ Two kinds, because two kinds of work exist:
   Amazon Rekognition, given the object's location (S3Object) or its bytes. The pipeline runs it in
   its worker pool and neither downloads nor decodes an object for it unless it asks to.
 
-Two optional attributes let ``pixdex reindex --reanalyze`` (``pipeline.Reanalyzer``) run fewer
-analyzers: ``fields``, the record fields an analyzer alone writes (the text analyzer: added to or
-removed from an index without re-running the others), and ``overrides``, fields an analyzer
-writes that another may give too, its answer being the one kept (Rekognition's DetectText).
+Optional abilities, each a Protocol checked here and nowhere else:
+
+- ``OwnsFields``: the record fields an analyzer alone writes (the text analyzer: added to or
+  removed from an index by ``pixdex reindex --reanalyze`` without re-running the others);
+- ``Overrides``: fields an analyzer writes that another may give too, its answer being the one
+  kept (Rekognition's DetectText);
+- ``Metered``: an analyzer that calls a billed service and counts its calls (``usage``), which
+  every command's summary reports (``usage_report``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from pixdex.imaging import DecodedImage
-from pixdex.records import Label, unite_labels
+from pixdex.records import Failure, Label, unite_labels
 from pixdex.sources.base import ObjectRef, Source
 
 
@@ -53,16 +57,6 @@ class Photo:
     image: DecodedImage | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Failed:
-    """An object a RemoteAnalyzer could not analyze: a one-line reason users can act on, and
-    whether it may pass by itself (throttling that outlasted the retries, a service outage), so
-    event consumers redeliver it rather than record it as a bad object."""
-
-    reason: str
-    transient: bool = False
-
-
 @runtime_checkable
 class RemoteAnalyzer(Protocol):
     #: short stable name, stored in ``Record.analyzers``
@@ -77,8 +71,9 @@ class RemoteAnalyzer(Protocol):
         so the pipeline need not fetch them — unless a pixel analyzer runs too."""
         ...
 
-    def analyze_object(self, photo: Photo) -> dict[str, Any] | Failed:
-        """Partial record fields for one object, or why it could not be analyzed. Must be
+    def analyze_object(self, photo: Photo) -> dict[str, Any] | Failure:
+        """Partial record fields for one object, or why it could not be analyzed (``transient``
+        when that may pass by itself: throttling that outlasted the retries, an outage). Must be
         thread-safe: the pipeline calls it from ``concurrency`` threads at once."""
         ...
 
@@ -109,3 +104,49 @@ def merge_partials(partials: Sequence[dict[str, Any]]) -> dict[str, Any]:
     # yields (Dog before Animal, Canine, Mammal, Pet), so a MaxLabels cut keeps the thing
     merged["Labels"] = sorted(labels, key=lambda lb: (-lb.Confidence, not lb.Instances, lb.Name))
     return merged
+
+
+@runtime_checkable
+class OwnsFields(Protocol):
+    #: record fields this analyzer alone writes
+    fields: tuple[str, ...]
+
+
+@runtime_checkable
+class Overrides(Protocol):
+    #: record fields another analyzer may give too, this one's answer being the one kept
+    overrides: tuple[str, ...]
+
+
+@runtime_checkable
+class Metered(Protocol):
+    name: str
+
+    @property
+    def usage(self) -> dict[str, int]:
+        """Calls, throttled answers, retries and failures so far."""
+        ...
+
+
+def owned_fields(analyzer: object) -> tuple[str, ...]:
+    return analyzer.fields if isinstance(analyzer, OwnsFields) else ()
+
+
+def overridden_fields(analyzer: object) -> tuple[str, ...]:
+    return analyzer.overrides if isinstance(analyzer, Overrides) else ()
+
+
+def is_remote(analyzer: object) -> bool:
+    """A ``RemoteAnalyzer`` (one object at a time, in the pipeline's pool) or a pixel one."""
+    return isinstance(analyzer, RemoteAnalyzer)
+
+
+def usage_report(analyzers: Iterable[object]) -> dict[str, dict[str, int]]:
+    """analyzer name → its usage counters, for the metered analyzers among ``analyzers``."""
+    return {a.name: dict(a.usage) for a in analyzers if isinstance(a, Metered)}
+
+
+def usage_lines(analyzers: Iterable[object]) -> list[tuple[str, str]]:
+    """(analyzer, "calls N, throttled N, retried N, failed N") for each metered analyzer."""
+    report = usage_report(analyzers)
+    return [(name, ", ".join(f"{k} {v}" for k, v in c.items())) for name, c in report.items()]

@@ -12,7 +12,8 @@ from typing import Any
 from pixdex.analyzers import label_analyzers
 from pixdex.analyzers.base import Analyzer, even_batch_size, merge_partials
 from pixdex.config import Settings
-from pixdex.imaging import DecodedImage, ImageError, decode
+from pixdex.errors import ImageError
+from pixdex.imaging import DecodedImage, decode
 
 #: one file's answer: its DetectLabels response, or why it could not be read or decoded
 Answer = dict[str, Any] | OSError | ImageError

@@ -2,7 +2,8 @@
 ``analyzer = [...]`` in the config file), resolved to analyzer objects.
 
 - ``local`` (the default): the default local set (``analyzers.default_analyzers``);
-- ``rekognition``: Amazon Rekognition (``analyzers.rekognition``), which costs money per image;
+- ``rekognition``: Amazon Rekognition (the ``rekognition`` integration, ``pixdex[rekognition]``),
+  which costs money per image;
 - single local analyzers by name, to run beside Rekognition: ``labels``, ``objects``,
   ``properties``, ``exif``, ``text``.
 
@@ -14,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pixdex.config import ConfigError
+from pixdex.errors import ConfigError
+from pixdex.integrations import load
 
 if TYPE_CHECKING:
     from pixdex.config import Settings
@@ -51,9 +53,8 @@ def _text(settings: Settings) -> Any:
 
 
 def _rekognition(settings: Settings) -> Any:
-    from pixdex.analyzers.rekognition import RekognitionAnalyzer
-
-    return RekognitionAnalyzer.from_settings(settings)
+    module = load("rekognition", "--analyzer rekognition", "analyzer")
+    return module.RekognitionAnalyzer.from_settings(settings)
 
 
 #: single analyzers by name (the ``name`` they store in ``Record.analyzers``)

@@ -8,19 +8,17 @@ stalls searches. Routes:
 - ``GET /api/images/{id}`` (record), ``…/file`` (original), ``…/thumb?size=`` (cached JPEG);
 - ``GET /api/stats``, ``GET /api/failures``, ``GET /healthz``, ``GET /metrics``;
 - ``POST /rekognition/detect-labels`` and the AWS-protocol ``POST /rekognition``;
-- ``POST /webhooks/minio`` when ``pixdex.api.webhooks`` is present;
+- ``POST /webhooks/minio`` where the ``s3`` integration is installed (its ``webhook``);
 - ``/`` — the gallery (static files from ``pixdex/web``, no build step, nothing from a CDN).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from time import perf_counter
-from types import ModuleType
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -42,11 +40,12 @@ from pixdex.api.state import (
     get_state,
 )
 from pixdex.api.thumbs import THUMB_SIZES, ThumbnailCache, make_thumbnail, thumb_key
-from pixdex.config import Settings
-from pixdex.imaging import ImageError
+from pixdex.config import Settings, load_settings
+from pixdex.errors import ImageError, QueryError
 from pixdex.indexes.base import Hit, Index, SearchQuery
+from pixdex.integrations import installed, load
 from pixdex.logs import Redactor, settings_secrets
-from pixdex.query import QueryError, check_query, parse_instant
+from pixdex.query import check_query, parse_instant
 from pixdex.records import Record
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ StateDep = Annotated[ApiState, Depends(get_state)]
 def create_app(settings: Settings | None = None, index: Index | None = None) -> FastAPI:
     """The whole server. ``index`` given: used as is (and not closed on shutdown); otherwise
     ``settings.index`` is opened on first use and re-tried after a failure (503 until then)."""
-    settings = settings or Settings()
+    settings = settings or load_settings()
     metrics = Metrics()
     state = ApiState(
         settings=settings,
@@ -86,7 +85,8 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         redact=_client_redactor(settings, index),
     )
 
-    webhooks = _optional_module("pixdex.api.webhooks")
+    # MinIO's webhook target, where the s3 integration is installed (off until configured)
+    webhooks = load("s3", "the MinIO webhook", "webhook") if installed("s3") else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -132,16 +132,6 @@ def _client_redactor(settings: Settings, index: Index | None) -> Redactor:
     redact.add_path(str(Path.home()), "~")
     logs.redactor().add(*settings_secrets(settings))
     return redact
-
-
-def _optional_module(name: str) -> ModuleType | None:
-    """The module if it exists; a module that exists but is broken still fails loudly."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return None
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from pixdex.errors import Overloaded
 from pixdex.imaging import DecodedImage, decode
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,6 @@ Options = TypeVar("Options")
 
 #: ``run``'s answer for one request: its response, or the exception to raise in its handler
 Answer = dict[str, Any] | Exception
-
-
-class Overloaded(Exception):
-    """The queue is full: the client should retry after ``retry_after`` seconds."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 @dataclass(slots=True)

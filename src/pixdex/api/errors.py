@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pixdex.indexes.base import IndexUnavailable
+from pixdex.errors import IndexUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -6,21 +6,22 @@ untouched) checks every HTTP request before any route runs, in this order:
 1. **Host allowlist** against DNS rebinding: a web page on ``evil.example`` whose name is made to
    resolve to 127.0.0.1 sends ``Host: evil.example`` — refused (400). Allowed: loopback names
    (``localhost``, ``127.0.0.1``, ``::1``, ``*.localhost``), any IP literal (a rebinding attack
-   needs a *name*), and the names in ``allowed_hosts`` (``*`` allows every name).
+   needs a *name*), and the names in ``serve.allowed_hosts`` (``*`` allows every name).
 2. **Body caps per route**, from ``Content-Length`` before anything is read (413), and again while
    the body streams in (a chunked upload that lies or says nothing is cut at the cap).
 3. **No state change from another site**: a POST/PUT/PATCH/DELETE with ``Sec-Fetch-Site:
    cross-site|same-site``, or an ``Origin`` that is not this very host, is refused (403); so is a
    body a plain HTML form or ``fetch`` can send without a CORS preflight (``text/plain``,
    form-encoded, multipart): 415, "send JSON".
-4. **API token** (``api_token``): when set, every request needs it — ``Authorization: Bearer
+4. **API token** (``serve.api_token``): when set, every request needs it — ``Authorization: Bearer
    <token>``, or ``?token=<token>`` (for a browser: the answer then sets an HttpOnly,
    SameSite=Strict cookie, so the gallery's own requests and images carry it). Compared in
    constant time. ``pixdex serve`` refuses to bind beyond loopback without one (``check_bind``).
 
-The MinIO webhook authenticates with its own token (``webhook_token``, see ``webhooks``) and is
-exempt from 1 and 4 (MinIO calls it by whatever name it was configured with); ``/healthz`` is
-exempt from 4 so that probes need no secret, and says nothing but "ok" and a count.
+The MinIO webhook authenticates with its own token (``s3.webhook_token``: the s3 integration's
+``webhook``) and is exempt from 1 and 4 (MinIO calls it by whatever name it was configured
+with); ``/healthz`` is exempt from 4 so that probes need no secret, and says nothing but "ok"
+and a count.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixdex import memory
+from pixdex.config import Settings
+from pixdex.errors import BindError
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Bodies a cross-site form or no-preflight fetch can send; JSON APIs never need them.
@@ -59,10 +62,6 @@ OWN_AUTH = ("/webhooks/minio",)
 NO_TOKEN = ("/webhooks/minio", "/healthz")
 #: Routes after which freed memory is handed back to the OS (big decodes happen there).
 HEAVY = ("/rekognition", "/api/images/")
-
-
-class BindError(ValueError):
-    """Serving on this address would expose the API without protection."""
 
 
 def _strip_port(host: str) -> str:
@@ -99,8 +98,8 @@ def check_bind(host: str, api_token: str | None) -> None:
         return
     raise BindError(
         f"refusing to serve on {host}: beyond this machine every request must carry an API "
-        "token; set one with --api-token, PIXDEX_API_TOKEN or api_token in the config file "
-        "(docs/security.md), or serve on 127.0.0.1"
+        "token; set one with --api-token, PIXDEX_SERVE__API_TOKEN or api_token in the [serve] "
+        "section of the config file (docs/security.md), or serve on 127.0.0.1"
     )
 
 
@@ -111,10 +110,10 @@ class GuardPolicy:
     any_host: bool = False
 
     @classmethod
-    def from_settings(cls, settings: Any) -> GuardPolicy:
-        names = {h.strip().lower() for h in getattr(settings, "allowed_hosts", []) if h.strip()}
+    def from_settings(cls, settings: Settings) -> GuardPolicy:
+        names = {h.strip().lower() for h in settings.serve.allowed_hosts if h.strip()}
         return cls(
-            token=getattr(settings, "api_token", None) or None,
+            token=settings.serve.api_token or None,
             hosts=frozenset(LOOPBACK_NAMES | {_strip_port(n) for n in names if n != "*"}),
             any_host="*" in names,
         )
@@ -221,7 +220,7 @@ class Guard:
         host = headers.get("host", "")
         if not own_auth and not self.policy.host_allowed(host):
             return 400, (
-                f"Host {host[:100]!r} is not allowed: add it to allowed_hosts "
+                f"Host {host[:100]!r} is not allowed: add it to serve.allowed_hosts "
                 "(PIXDEX_ALLOWED_HOSTS) if this server is meant to answer to that name"
             )
         declared = headers.get("content-length", "")

@@ -27,7 +27,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from pixdex.api.batching import LabelOptions, Overloaded
+from pixdex.api.batching import LabelOptions
 from pixdex.api.rekognition_input import (
     MAX_BODY,
     MAX_BYTES,
@@ -40,7 +40,7 @@ from pixdex.api.rekognition_input import (
     request_image,
 )
 from pixdex.api.state import ApiState, get_state
-from pixdex.imaging import ImageError
+from pixdex.errors import ImageError, Overloaded
 
 log = logging.getLogger(__name__)
 

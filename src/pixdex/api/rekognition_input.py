@@ -6,7 +6,7 @@ One place for the parts all image actions share (DetectLabels today; DetectText 
 - the body: at most ``MAX_BODY`` bytes read, JSON within ``safejson``'s depth bound, no
   NaN/Infinity, an object;
 - ``Image``: exactly one of ``Bytes`` (base64, ≤ 5 MB decoded) and ``S3Object`` (≤ 15 MB; only
-  from buckets/prefixes listed in ``rekognition_s3_sources`` — otherwise anyone who can reach
+  from buckets/prefixes listed in ``rekognition.s3_sources`` — otherwise anyone who can reach
   the endpoint could read any object the server's credentials can; the size comes from
   HeadObject before a byte is downloaded, and the download stops at the limit anyway);
 - the image itself: JPEG or PNG, at least 80 and at most 10,000 pixels on each side, read from
@@ -175,16 +175,16 @@ def s3_allowed(obj: S3Object, sources: list[str]) -> bool:
 
 def _read_s3(state: ApiState, obj: S3Object) -> bytes:
     where = f"s3://{obj.bucket}/{obj.key}"
-    if not state.settings.rekognition_s3_sources:
+    if not state.settings.rekognition.s3_sources:
         raise RekognitionError(
             403,
             "AccessDeniedException",
             "S3Object is turned off on this server: send Image.Bytes, or list the buckets it may "
-            "read in rekognition_s3_sources (docs/security.md)",
+            "read in rekognition.s3_sources (docs/security.md)",
         )
-    if not s3_allowed(obj, state.settings.rekognition_s3_sources):
+    if not s3_allowed(obj, state.settings.rekognition.s3_sources):
         raise RekognitionError(
-            403, "AccessDeniedException", f"{where} is not in this server's rekognition_s3_sources"
+            403, "AccessDeniedException", f"{where} is not in this server's rekognition.s3_sources"
         )
     try:
         size = state.s3.head(obj)

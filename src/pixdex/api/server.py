@@ -11,7 +11,7 @@ from types import TracebackType
 import uvicorn
 from fastapi import FastAPI
 
-from pixdex.config import Settings
+from pixdex.config import Settings, load_settings
 
 
 def serve(
@@ -26,8 +26,8 @@ def serve(
     from pixdex.api.app import create_app
     from pixdex.api.guard import check_bind
 
-    settings = settings or Settings()
-    check_bind(host, settings.api_token)
+    settings = settings or load_settings()
+    check_bind(host, settings.serve.api_token)
     memory.limit_arenas()  # before uvicorn and the thread pool start their threads
     uvicorn.run(
         create_app(settings),

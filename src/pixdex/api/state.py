@@ -18,7 +18,8 @@ from pixdex.api.media import S3Access
 from pixdex.api.metrics import Metrics
 from pixdex.api.thumbs import ThumbnailCache
 from pixdex.config import Settings
-from pixdex.indexes.base import Index, IndexUnavailable
+from pixdex.errors import IndexUnavailable
+from pixdex.indexes.base import Index
 from pixdex.logs import Redactor
 
 if TYPE_CHECKING:

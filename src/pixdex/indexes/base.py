@@ -34,15 +34,11 @@ shared contract test suite (``tests/contract/test_index_contract.py``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from pixdex.records import Failure, Record
-
-
-class IndexUnavailable(Exception):
-    """The index cannot be used (server down, mapping conflict, locked file): a clear message."""
 
 
 @dataclass(slots=True)
@@ -101,13 +97,20 @@ class IndexStats:
         }
 
 
-@dataclass(slots=True)
-class WriteError:
-    """A record the backend refused; the pipeline reports it and counts it as not indexed."""
+#: what ``Index.reindex`` passes every record through
+Transform = Callable[[Record], "Record | None"]
 
-    id: str
-    key: str
-    reason: str
+
+@dataclass(slots=True)
+class ReindexResult:
+    """What ``Index.reindex`` did: records written (copied into the new index, or updated in
+    place), records the transform dropped, and for a server index the indexes behind the alias
+    before and the one after."""
+
+    written: int
+    skipped: int = 0
+    old: list[str] = field(default_factory=list)
+    new: str | None = None
 
 
 @dataclass(slots=True)
@@ -150,8 +153,9 @@ class Indexed:
 class Index(Protocol):
     location: str
 
-    def upsert(self, records: Sequence[Record]) -> list[WriteError]:
+    def upsert(self, records: Sequence[Record]) -> list[Failure]:
         """Insert or replace by ``Record.id``; also clears a stored failure for the same object.
+        Each record is written whole or not at all; those not written come back as failures.
         Durable on return (committed / acknowledged)."""
         ...
 
@@ -176,5 +180,23 @@ class Index(Protocol):
     def failures(self, bucket: str | None = None, limit: int = 1000) -> list[Failure]: ...
 
     def stats(self) -> IndexStats: ...
+
+    def check(self, repair: bool = False) -> CheckReport:
+        """``pixdex check``: whether everything a search reads agrees with the stored records;
+        with ``repair``, mend what can be derived from them and mark the rest for re-analysis."""
+        ...
+
+    def reindex(
+        self,
+        transform: Transform | None = None,
+        *,
+        source: str | None = None,
+        keep_old: bool = False,
+    ) -> ReindexResult:
+        """``pixdex reindex``: every record through ``transform`` (None drops it; the same
+        object back leaves it as it is). A server index builds a new index behind its alias
+        (from ``source`` instead, when given; the old one kept with ``keep_old``) and swaps it
+        in atomically; SQLite updates its file in place."""
+        ...
 
     def close(self) -> None: ...

@@ -1,16 +1,9 @@
 """The embedded default index: one SQLite file, zero set-up.
 
-Layout, chosen so every search is index lookups rather than scans:
-- ``records``: one row per image with the whole record as JSON plus the columns filters need;
-- ``label_terms``: one row per (image, label name | parent | alias), indexed on (term, confidence),
-  so "label X with confidence ≥ N" and label facets never read the JSON;
-- ``label_phrases``: one row per (image, phrase a label term equals: ``words.term_keys``), indexed
-  on (phrase, confidence), for the free-text tier "a label equals the query";
-- ``label_fts`` / ``path_fts``: FTS5 over label terms (with both numbers of their last word,
-  ``words.term_text``) and key paths for free text (porter stemming, so "dogs" finds "Dog");
-  their rowids are the rowids of ``label_terms`` / ``records``;
-- ``text_fts``: FTS5 over the text read in the photo (its LINEs, docs/text.md), rowid = the
-  record's rowid.
+The layout (``sqlite_schema``) makes every search index lookups rather than scans; every row
+but the record's own JSON is derived from it (``_derive``), which ``pixdex check`` verifies
+(``sqlite_check``). Each record is written whole or not at all: a transaction per batch and a
+savepoint per record.
 WAL mode: searches (other processes too) keep working while an index run writes, and a run killed
 half-way leaves every committed batch intact.
 """
@@ -25,104 +18,33 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from pixdex.errors import ConfigError, IndexUnavailable
 from pixdex.indexes.base import (
     CheckReport,
     Hit,
     Indexed,
     IndexStats,
-    IndexUnavailable,
+    ReindexResult,
     SearchQuery,
     SearchResult,
-    WriteError,
+    Transform,
     date_range,
 )
 from pixdex.indexes.sqlite_memory import MemorySearch
-from pixdex.indexes.words import query_phrase, query_tokens, term_keys, term_text
+from pixdex.indexes.sqlite_schema import migrate
+from pixdex.indexes.words import fts_phrase, query_phrase, query_tokens, term_keys, term_text
 from pixdex.records import Failure, Record
 
 log = logging.getLogger(__name__)
 
-#: 2: label_phrases, and label_fts holds ``term_text`` (both numbers). 3: text_fts (the text read
-#: in photos). Files of earlier versions are upgraded in place when opened (``_upgrade``).
-SCHEMA_VERSION = "3"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS records (
-    rid INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    bucket TEXT NOT NULL,
-    key TEXT NOT NULL,
-    timestamp TEXT NOT NULL,
-    fingerprint TEXT,
-    content_sha256 TEXT,
-    analysis_version TEXT NOT NULL,
-    label_model TEXT,
-    doc TEXT NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS records_bucket_key ON records (bucket, key);
-CREATE INDEX IF NOT EXISTS records_timestamp ON records (timestamp);
-CREATE TABLE IF NOT EXISTS label_terms (
-    tid INTEGER PRIMARY KEY,
-    rid INTEGER NOT NULL,
-    term TEXT NOT NULL,          -- lower-cased label name, parent or alias
-    name TEXT,                   -- display name, set only on the label's own row (facets)
-    confidence REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS label_terms_term ON label_terms (term, confidence);
-CREATE INDEX IF NOT EXISTS label_terms_rid ON label_terms (rid);
-CREATE INDEX IF NOT EXISTS label_terms_name
-    ON label_terms (name, confidence) WHERE name IS NOT NULL;
--- the facets of a search count the named rows of the matching records: read from this index
--- alone, without visiting the table (label Person at 100,000 records, 4 alternating rounds:
--- 0.64-0.80 s -> 0.31-0.44 s, the same counts. Built in ~6 s there when an older file opens)
-CREATE INDEX IF NOT EXISTS label_terms_named_rid
-    ON label_terms (rid, confidence, name) WHERE name IS NOT NULL;
-CREATE TABLE IF NOT EXISTS label_phrases (
-    rid INTEGER NOT NULL,
-    phrase TEXT NOT NULL,        -- a term's stemmed words joined by spaces (words.term_keys)
-    confidence REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS label_phrases_phrase ON label_phrases (phrase, confidence);
-CREATE INDEX IF NOT EXISTS label_phrases_rid ON label_phrases (rid);
-CREATE VIRTUAL TABLE IF NOT EXISTS label_fts USING fts5 (
-    term, tokenize = 'porter unicode61 remove_diacritics 2'
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS path_fts USING fts5 (
-    path, tokenize = 'porter unicode61 remove_diacritics 2'
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS text_fts USING fts5 (
-    text, tokenize = 'porter unicode61 remove_diacritics 2'
-);
-CREATE TABLE IF NOT EXISTS failures (
-    bucket TEXT NOT NULL,
-    key TEXT NOT NULL,
-    uri TEXT,
-    reason TEXT NOT NULL,
-    fingerprint TEXT,
-    timestamp TEXT NOT NULL,
-    PRIMARY KEY (bucket, key)
-);
-"""
-
+#: records read, transformed and written back at a time by ``reindex``
+REINDEX_PAGE = 200
 _KEY_END = "\U0010ffff"  # sorts after every character: key range [prefix, prefix + _KEY_END)
-
-
-def _statements(script: str) -> list[str]:
-    """The statements of ``script``, its ``--`` comments dropped first: a ";" in a comment split
-    a statement in two and made every index unopenable (executescript would commit the open
-    transaction, so the schema runs statement by statement)."""
-    text = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
-    return [statement for statement in text.split(";") if statement.strip()]
 
 
 def _least(parts: list[str]) -> str:
     """SQL for the smallest of ``parts`` (SQLite's MIN needs two arguments or more)."""
     return parts[0] if len(parts) == 1 else f"MIN({', '.join(parts)})"
-
-
-def _fts_phrase(token: str) -> str:
-    return '"' + token.replace('"', '""') + '"'
 
 
 def document(record: Record) -> str:
@@ -203,14 +125,8 @@ class SqliteIndex:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=30000")
-            self._announce_new_indexes()
             with self._tx():
-                for statement in _statements(SCHEMA):
-                    self._db.execute(statement)
-                self._db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
-                )
-                self._upgrade()
+                migrate(self._db, self.location)
         except sqlite3.DatabaseError as exc:
             raise IndexUnavailable(f"cannot open SQLite index {self.location}: {exc}") from exc
         # One connection shared by threads (API worker threads, pipeline): serialise use of it.
@@ -218,61 +134,6 @@ class SqliteIndex:
         self._memory: MemorySearch | None = None
         if memory_search and self.location != ":memory:":
             self._memory = MemorySearch(str(Path(self.location).expanduser()))
-
-    def _announce_new_indexes(self) -> None:
-        """Say so when opening a file written before ``label_terms_named_rid`` existed: the
-        schema's CREATE INDEX then builds it, once (~6 s per 100,000 records, the file locked
-        meanwhile), and a pause without a word looks like a hang."""
-        found = self._db.execute(
-            "SELECT name FROM sqlite_master WHERE name IN ('label_terms', 'label_terms_named_rid')"
-        ).fetchall()
-        if [n for (n,) in found] == ["label_terms"]:
-            (rows,) = self._db.execute("SELECT COUNT(*) FROM label_terms").fetchone()
-            if rows:
-                log.warning(
-                    "upgrading %s: indexing %d label terms for faster facets (once)",
-                    self.location,
-                    rows,
-                )
-
-    def _upgrade(self) -> None:
-        """Bring a file written by an earlier pixdex to SCHEMA_VERSION, in the open transaction,
-        one version at a time, without re-analyzing anything:
-
-        - 1 → 2: fill label_phrases and rewrite label_fts from label_terms (the lower-cased terms
-          are all that is needed), so "a label equals the query" and irregular plurals work on
-          images indexed before;
-        - 2 → 3: fill text_fts from the records that hold text (e.g. Rekognition's DetectText),
-          so it is searchable like text the local analyzer reads from now on."""
-        (version,) = self._db.execute(
-            "SELECT value FROM meta WHERE key = 'schema_version'"
-        ).fetchone()
-        if version == SCHEMA_VERSION:
-            return
-        if version not in ("1", "2"):
-            raise IndexUnavailable(
-                f"{self.location} has index schema {version}, newer than this pixdex knows"
-                f" ({SCHEMA_VERSION}): upgrade pixdex"
-            )
-        if version == "1":
-            rows = self._db.execute("SELECT tid, rid, term, confidence FROM label_terms").fetchall()
-            log.warning("upgrading %s: %d label terms", self.location, len(rows))
-            self._db.execute("DELETE FROM label_phrases")
-            self._db.execute("DELETE FROM label_fts")
-            for tid, rid, term, confidence in rows:
-                self._index_term(tid, rid, term, confidence)
-        # the JSON holds the text: only documents that name the field are read
-        docs = self._db.execute(
-            "SELECT rid, doc FROM records WHERE instr(doc, '\"TextDetections\":[{') > 0"
-        ).fetchall()
-        log.warning("upgrading %s: text of %d record(s)", self.location, len(docs))
-        self._db.execute("DELETE FROM text_fts")
-        for rid, doc in docs:
-            if text := photo_text(Record.model_validate_json(doc)):
-                self._db.execute("INSERT INTO text_fts (rowid, text) VALUES (?, ?)", (rid, text))
-        self._db.execute(
-            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,)
-        )
 
     # --- transactions -------------------------------------------------------------------------
     def _tx(self) -> _Transaction:
@@ -292,10 +153,10 @@ class SqliteIndex:
             raise
 
     # --- writes -------------------------------------------------------------------------------
-    def upsert(self, records: Sequence[Record]) -> list[WriteError]:
+    def upsert(self, records: Sequence[Record]) -> list[Failure]:
         """One transaction for the batch, one savepoint per record: a record that fails half-way
         is rolled back to its old version (or to nothing) and reported, the others are kept."""
-        errors: list[WriteError] = []
+        errors: list[Failure] = []
         with self._lock, self._tx():
             for record in records:
                 try:
@@ -306,8 +167,8 @@ class SqliteIndex:
                     if not self._db.in_transaction:
                         # SQLite rolled the whole transaction back itself (disk full, I/O
                         # error): none of the batch is written
-                        return [WriteError(r.id, r.key, f"sqlite: {exc}") for r in records]
-                    errors.append(WriteError(record.id, record.key, f"sqlite: {exc}"))
+                        return [Failure.of(r, f"sqlite: {exc}") for r in records]
+                    errors.append(Failure.of(record, f"sqlite: {exc}"))
         return errors
 
     def _insert(self, record: Record) -> None:
@@ -456,7 +317,7 @@ class SqliteIndex:
                 " WHERE text_fts MATCH ?"
                 ") GROUP BY rid"
             )
-            phrase = _fts_phrase(token)
+            phrase = fts_phrase(token)
             args += [phrase, query.min_confidence, phrase, phrase]
         word_parts = [f"m{i}" for i in range(len(label_parts), len(ctes))]
 
@@ -557,6 +418,55 @@ class SqliteIndex:
             top_labels=[(n, c) for n, c in top],
             model_versions=[(m, c) for m, c in models],
         )
+
+    def reindex(
+        self,
+        transform: Transform | None = None,
+        *,
+        source: str | None = None,
+        keep_old: bool = False,
+    ) -> ReindexResult:
+        """``pixdex reindex`` in place: every record through ``transform``, those it changes
+        written back a page at a time (each page one transaction), those it drops deleted. A
+        file is not copied, so there is nothing to copy from (``source``) or keep (``keep_old``).
+        """
+        if transform is None or source is not None or keep_old:
+            raise ConfigError(
+                "a SQLite index is updated in place, not copied: use pixdex reindex --reanalyze"
+                " to bring its records up to the current analyzers (--from and --keep-old need"
+                " an es+… or opensearch+… index URL)"
+            )
+        with self._lock:
+            (last,) = self._db.execute("SELECT COALESCE(MAX(rid), 0) FROM records").fetchone()
+        result = ReindexResult(written=0)
+        after = 0
+        while True:  # rewritten records get new rowids above ``last``: each is seen once
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT rid, doc FROM records WHERE rid > ? AND rid <= ? ORDER BY rid LIMIT ?",
+                    (after, last, REINDEX_PAGE),
+                ).fetchall()
+            if not rows:
+                return result
+            after = rows[-1][0]
+            changed: list[Record] = []
+            dropped: list[Record] = []
+            for _, doc in rows:
+                record = Record.model_validate_json(doc)
+                new = transform(record)
+                if new is None:
+                    dropped.append(record)
+                elif new is not record:
+                    changed.append(new)
+            errors = self.upsert(changed)
+            if errors:
+                raise IndexUnavailable(
+                    f"{self.location} refused {len(errors)} record(s), first: {errors[0].reason}"
+                )
+            for record in dropped:
+                self.delete(record.bucket, [record.key])
+            result.written += len(changed)
+            result.skipped += len(dropped)
 
     def check(self, repair: bool = False) -> CheckReport:
         """``pixdex check``: whether every derived row agrees with its record (``sqlite_check``);

@@ -33,7 +33,7 @@ import numpy as np
 
 from pixdex import memory
 from pixdex.indexes.base import Hit, SearchQuery, SearchResult
-from pixdex.indexes.words import query_phrase, query_tokens, term_keys, term_text
+from pixdex.indexes.words import fts_phrase, query_phrase, query_tokens, term_keys, term_text
 from pixdex.records import Record
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,6 @@ log = logging.getLogger(__name__)
 INLINE_ROWS = 50_000
 #: rebuild from scratch once this share of the rows belongs to deleted records
 COMPACT_SHARE = 0.3
-
-
-def _fts(token: str) -> str:
-    return '"' + token.replace('"', '""') + '"'
 
 
 @dataclass
@@ -79,7 +75,7 @@ class _Terms:
         return found
 
     def matching(self, token: str) -> np.ndarray:
-        rows = self.fts.execute("SELECT rowid - 1 FROM t WHERE t MATCH ?", (_fts(token),))
+        rows = self.fts.execute("SELECT rowid - 1 FROM t WHERE t MATCH ?", (fts_phrase(token),))
         return np.fromiter((r for (r,) in rows), np.int64)
 
 
@@ -360,7 +356,7 @@ class MemorySearch:
             elsewhere = np.zeros(len(self.live), bool)
             for table in ("path_fts", "text_fts"):
                 sql = f"SELECT rowid FROM {table} WHERE {table} MATCH ?"
-                hits = [r for (r,) in self._db.execute(sql, (_fts(token),))]
+                hits = [r for (r,) in self._db.execute(sql, (fts_phrase(token),))]
                 elsewhere[[h for h in hits if h < len(self.live)]] = True
             best = np.where(by_label, best, np.where(elsewhere, 0.0, -1.0))
             match &= best >= 0

@@ -125,3 +125,9 @@ def query_phrase(text: str) -> str:
     """The query's words joined by spaces, compared with ``term_keys`` phrases: made exactly as
     a term's phrase is, so "Traffic Lights" and "traffic light" give the same."""
     return " ".join(Words.many([text])[0])
+
+
+def fts_phrase(token: str) -> str:
+    """``token`` as an FTS5 phrase (quoted, its quotes doubled): matched as a word, never read
+    as FTS5 query syntax (a token like ``NOT`` or ``a*b`` from a user's search)."""
+    return '"' + token.replace('"', '""') + '"'

@@ -14,14 +14,11 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from pixdex.errors import ModelError
 from pixdex.models.cache import cached_model, models_dir, sha256_file
 from pixdex.models.efficientnet import BUILDER_VERSION, INPUT_NAME, build_model
 from pixdex.models.pth import read_state_dict
 from pixdex.models.sessions import session_options
-
-
-class ModelError(ValueError):
-    """Unknown model name, model package not installed, or an unusable weights file."""
 
 
 @dataclass(frozen=True, slots=True)

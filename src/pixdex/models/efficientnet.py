@@ -26,6 +26,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from pixdex.errors import ModelError
+
 #: bump whenever the generated graph changes, so cached ``.onnx`` files are rebuilt
 BUILDER_VERSION = 3
 OPSET = 17
@@ -36,7 +38,7 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
-class ArchitectureError(ValueError):
+class ArchitectureError(ModelError):
     """The state dict does not look like an EfficientNet-Lite."""
 
 

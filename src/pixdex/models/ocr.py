@@ -35,7 +35,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from pixdex.models.classifier import ModelError
+from pixdex.errors import ModelError
 from pixdex.models.sessions import session_options
 
 #: PaddleOCR's NormalizeImage applies ImageNet's RGB statistics, in that order, to BGR arrays

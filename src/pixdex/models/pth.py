@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from pixdex.errors import ModelError
+
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
 
@@ -42,7 +44,7 @@ _STORAGE_DTYPES: dict[str, np.dtype] = {
 }
 
 
-class PthError(ValueError):
+class PthError(ModelError):
     """The file is not a legacy PyTorch state dict this reader accepts."""
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from pixdex.errors import ModelError
 from pixdex.models.cache import cached_model, models_dir
 from pixdex.models.efficientnet import BUILDER_VERSION, INPUT_NAME, block_specs
 from pixdex.models.pth import read_state_dict
@@ -43,7 +44,7 @@ FLOAT_STAGES = (0, 1, 2)
 QUANT_VERSION = 1
 
 
-class QuantizationUnavailable(RuntimeError):
+class QuantizationUnavailable(ModelError):
     """No calibration data for these weights, or ONNX Runtime's quantiser failed."""
 
 

@@ -47,10 +47,6 @@ class ObjectRef:
     last_modified: str | None = None
 
 
-class SourceError(Exception):
-    """An object could not be fetched (gone, forbidden, too large): recorded as a failure."""
-
-
 @runtime_checkable
 class Source(Protocol):
     bucket: str
@@ -67,3 +63,18 @@ class Source(Protocol):
 
 def has_image_suffix(key: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> bool:
     return key.lower().endswith(suffixes)
+
+
+@runtime_checkable
+class ReportsTransient(Protocol):
+    """A source that says which reads failed for a reason that may pass by itself (throttling
+    that outlasted the retries, a connection that kept dropping): event consumers redeliver
+    those objects instead of recording them as bad. Checked through ``transient_keys``."""
+
+    transient: set[str]
+
+
+def transient_keys(source: object) -> set[str]:
+    """Keys whose last read from ``source`` failed transiently (none for sources that never
+    say)."""
+    return set(source.transient) if isinstance(source, ReportsTransient) else set()

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pixdex.errors import SourceError
 from pixdex.records import utc_timestamp
-from pixdex.sources.base import ObjectRef, SourceError, has_image_suffix
+from pixdex.sources.base import ObjectRef, has_image_suffix
 
 
 class LocalSource:
