@@ -72,6 +72,11 @@ def main(
     logs.setup(verbose)
 
 
+def verbose() -> bool:
+    """Whether ``--verbose`` was given."""
+    return _verbose
+
+
 def run(prog_name: str | None = None) -> None:
     """The ``pixdex`` command: anything unexpected is one line (and exit 1) unless --verbose."""
     try:

@@ -74,6 +74,17 @@ def settings(**overrides: Any) -> Settings:
     return loaded
 
 
+def log_as_configured(config: Settings) -> None:
+    """A long-running command (serve, worker) logs pixdex's lines down to ``log_level``
+    (``--verbose``: everything, as for every command)."""
+    import logging
+
+    from pixdex import cli
+
+    if not cli.verbose():
+        logging.getLogger("pixdex").setLevel(config.log_level)
+
+
 def list_failures(tag: str, failures: list[Any], *, more: str, limit: int = 20) -> None:
     """One line per failed object (key: reason), the first ``limit`` of them."""
     for failure in failures[:limit]:

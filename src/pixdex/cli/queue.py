@@ -16,6 +16,7 @@ from pixdex.cli.common import (
     IndexOpt,
     err,
     list_failures,
+    log_as_configured,
     progress,
     settings,
 )
@@ -84,6 +85,7 @@ def worker(
     _check_urls(sqs_queue_url=sqs_queue_url, sqs_endpoint_url=sqs_endpoint_url)
     run_worker = load("s3", "pixdex worker", "worker").run_worker
     config = settings(index=index, analyzer=analyzer, s3={"endpoint_url": endpoint_url})
+    log_as_configured(config)
     stats = run_worker(
         config,
         sqs_queue_url,

@@ -8,7 +8,7 @@ import typer
 
 from pixdex import logs
 from pixdex.cli import app
-from pixdex.cli.common import EndpointOpt, IndexOpt, err, settings
+from pixdex.cli.common import EndpointOpt, IndexOpt, err, log_as_configured, settings
 from pixdex.errors import Unavailable
 
 
@@ -50,6 +50,7 @@ def serve(
         },
     )
     check_bind(host, config.serve.api_token)
+    log_as_configured(config)
     where = f"[{host}]" if ":" in host else host
     shown = logs.redactor()(config.index)  # no password from an es+http://user:pw@ URL
     err.print(f"pixdex serving {shown} on http://{where}:{port}/", highlight=False)
