@@ -92,7 +92,7 @@ def test_index_then_search(indexed: Path):
         assert "Vehicle" in terms
 
     human = run("search", "dog", "--index", str(indexed))
-    assert "000000000042.jpg" in human.stdout
+    assert "000000000042" in human.stdout  # a narrow terminal folds the path
 
 
 def test_search_defaults_to_the_min_confidence_setting_and_finds_weaker_labels_below_it(

@@ -133,6 +133,7 @@ def kill_at_random_point(cmd: list[str], db: Path, rng: random.Random) -> str:
     return f"{what} at {time.monotonic() - started:.1f} s with {after} records"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 def test_sigkill_at_random_points_then_rerun_gives_one_record_per_image(
     photos: Path, reference, tmp_path: Path, seed: int
