@@ -126,3 +126,26 @@ def test_the_core_alone_indexes_and_searches_a_folder(tmp_path: Path) -> None:
     found = without_extras("search", "dog", "--json", tmp=tmp_path)
     assert found.returncode == 0, found.stderr
     assert '"000000000042.jpg"' in found.stdout
+
+
+def test_the_api_answers_501_with_the_pip_command_for_a_missing_integration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server with only the core, holding a record of a photo in S3: asking for that photo
+    is a 501 naming the extra, not a 500."""
+    from _http import LocalClient
+
+    from pixdex.api.app import create_app
+    from pixdex.config import load_settings
+    from pixdex.indexes.sqlite import SqliteIndex
+    from pixdex.records import Record
+
+    index = SqliteIndex(tmp_path / "index.db")
+    record = Record(bucket="photos", key="a.jpg", uri="s3://photos/a.jpg", format="JPEG")
+    assert index.upsert([record]) == []
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if not installed
+    client = LocalClient(create_app(load_settings(index=index.location), index))
+    answer = client.get(f"/api/images/{record.id}/file")
+    assert answer.status_code == 501
+    assert "pip install 'pixdex[s3]'" in answer.json()["message"]
+    assert answer.json()["error"] == "not_installed"

@@ -2,7 +2,9 @@
 
 FastAPI's defaults (422 with a nested ``detail`` list, HTML-ish 404s for unknown paths) are
 replaced so clients and the gallery can show ``message`` as is: bad parameters are 400, an unknown
-id 404, an index that cannot be reached 503 with the backend's reason.
+id 404; every ``PixdexError`` a handler lets through gets the status of its class here
+(``STATUS``): an index that cannot be reached 503 with the backend's reason, an integration that
+is not installed 501 with the pip command. The one place errors become HTTP answers.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pixdex.errors import IndexUnavailable
+from pixdex.errors import (
+    InputError,
+    MissingExtra,
+    PixdexError,
+    QueryError,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +38,20 @@ KINDS = {
     415: "unsupported_media_type",
     422: "unprocessable",
     500: "internal_error",
+    501: "not_installed",
     502: "bad_gateway",
     503: "unavailable",
 }
+
+
+#: HTTP status of each kind of PixdexError (the first that matches)
+STATUS: tuple[tuple[type[PixdexError], int], ...] = (
+    (MissingExtra, 501),
+    (QueryError, 400),
+    (InputError, 400),
+    (Unavailable, 503),
+    (PixdexError, 500),
+)
 
 
 class ApiError(Exception):
@@ -74,12 +93,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.message, exc.headers, _redactor(request))
 
-    @app.exception_handler(IndexUnavailable)
-    async def _index_unavailable(request: Request, exc: IndexUnavailable) -> JSONResponse:
-        log.warning("index unavailable: %s", exc)  # the operator's log keeps the full reason
-        return error_response(
-            503, f"index unavailable: {exc}", {"Retry-After": "5"}, _redactor(request)
-        )
+    @app.exception_handler(PixdexError)
+    async def _pixdex_error(request: Request, exc: PixdexError) -> JSONResponse:
+        status = next(code for kind, code in STATUS if isinstance(exc, kind))
+        log.warning("%s %s: %s", request.method, request.url.path, exc)  # the full reason
+        headers = {"Retry-After": "5"} if status == 503 else None
+        return error_response(status, str(exc), headers, _redactor(request))
 
     @app.exception_handler(RequestValidationError)
     async def _bad_params(request: Request, exc: RequestValidationError) -> JSONResponse:
