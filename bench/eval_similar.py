@@ -41,6 +41,7 @@ precision on VOC and coco128, what int8 storage costs, exact vs bucketed neighbo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
 import itertools
@@ -397,9 +398,14 @@ def more_like_this(emb: np.ndarray, subjects: Sequence[str | None], k: int = 10)
     nb = np.argsort(-s, axis=1)[:, :k]
     same = (subj[nb] == subj[:, None]).mean(axis=1)
     nonperson = subj != "person"
+    # the best any ranking could do: a subject with fewer than k other photos caps precision
+    count = {c: int((subj == c).sum()) for c in set(subj.tolist())}
+    ceiling = np.array([min(k, count[c] - 1) / k for c in subj])
     return {
         "all": float(same.mean()),
         "nonperson": float(same[nonperson].mean()),
+        "ceiling_all": float(ceiling.mean()),
+        "ceiling_nonperson": float(ceiling[nonperson].mean()),
         "n": int(len(subj)),
         "n_nonperson": int(nonperson.sum()),
     }
@@ -460,6 +466,12 @@ def fit(args: argparse.Namespace, photos: list[Photo]) -> None:
     print(f"rule (fitted on {len(b_o)} originals + {len(b_c)} copies, half B; sparse: its "
           f"{len(voc)} VOC originals + copies, 10 x 60 random originals + copies; "
           f"{time.perf_counter() - t0:.0f} s): {rule}\n  {info}", flush=True)  # fmt: skip
+    for guard in (0.0, 0.5, 0.75, 1.0):  # the guard against chaining, on the same photos
+        g_rule = dataclasses.replace(rule, guard=guard)
+        g, f, ok = grouping_score(sim.duplicate_groups(emb, thumbs, g_rule), origin,
+                                  np.arange(len(b_o), len(origin)))  # fmt: skip
+        combo = ok[kind_of == "combo"].mean()
+        print(f"  guard {guard}: {g} groups, {f} false, recall {ok.mean():.4f} (combo {combo:.4f})")
     # 2. the projection shipped: fitted on all the fit pool
     mean, matrix = fit_projection(xo, xc, copy_of, sim.EMBEDDING_DIM)
     path = sim.projection_file("efficientnet-lite0")
@@ -513,6 +525,21 @@ def report(args: argparse.Namespace, photos: list[Photo]) -> dict:
         top[kind] = float((s.argmax(axis=1) == np.arange(n)).mean())
     out["top_hit"] = top
     print("top hit (int8 embeddings):", _fmt(top), flush=True)
+    # find_copies: the top 10 re-ordered with the thumbnails
+    top, misses = {}, {}
+    for kind in KINDS:
+        corpus = np.concatenate([eo, ec[kind]])
+        thumbs = np.concatenate([fo.thumbs, fc[kind].thumbs])
+        hits = []
+        for i in range(n):
+            idx, _ = sim.find_copies(corpus, thumbs, ec[kind][i], fc[kind].thumbs[i], 10, n + i)
+            hits.append(idx[0] == i)
+            if idx[0] != i:
+                misses.setdefault(kind, []).append((orig[i].path.name, _name(orig, idx[0], n)))
+        top[kind] = float(np.mean(hits))
+    out["top_hit_find_copies"] = top
+    out["top_hit_find_copies_misses"] = misses
+    print("top hit (find_copies, int8):", _fmt(top), flush=True)
     # the same through float32 embeddings and from the raw pooled features, for comparison
     for label, f in (
         ("float32 embeddings", proj),
@@ -579,7 +606,8 @@ def report(args: argparse.Namespace, photos: list[Photo]) -> dict:
         mlt[source] = {k: more_like_this(v, subj) for k, v in cands.items()}
         for k, v in mlt[source].items():
             print(f"more like this {source} {k}: all {v['all']:.3f} "
-                  f"non-person {v['nonperson']:.3f} (n {v['n']}, {v['n_nonperson']})")  # fmt: skip
+                  f"non-person {v['nonperson']:.3f} (n {v['n']}, {v['n_nonperson']}; ceiling "
+                  f"{v['ceiling_all']:.3f} / {v['ceiling_nonperson']:.3f})")  # fmt: skip
     out["more_like_this"] = mlt
     # 4. what storage costs: top-10 overlap vs float32 embeddings, over the originals
     f32 = proj(fo.features_max)
@@ -607,6 +635,10 @@ def report(args: argparse.Namespace, photos: list[Photo]) -> dict:
                                             "originals_alone": out["originals_alone_groups"]},
                                            indent=1))  # fmt: skip
     return out
+
+
+def _name(orig: Sequence[Photo], i: int, n: int) -> str:
+    return orig[i].path.name if i < n else f"copy of {orig[i - n].path.name}"
 
 
 def _fmt(d: dict) -> str:

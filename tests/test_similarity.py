@@ -158,6 +158,10 @@ def test_top_k_and_neighbours_on_random_vectors() -> None:
     full[5] = -np.inf
     assert list(idx) == list(np.argsort(-full)[:4]) and np.all(np.diff(scores) <= 0)
     assert len(sim.top_k(x[:1], x[0], exclude=0)[0]) == 0
+    # the int8 matrix as stored: the same nearest, cosines within quantisation error
+    m8 = sim.int8_matrix([sim.encode_embedding(v) for v in x])
+    idx8, scores8 = sim.top_k(m8, x[5], k=4, exclude=5, norms=sim.row_norms(m8))
+    assert idx8[0] == idx[0] and np.allclose(scores8, full[idx8], atol=0.02)
     # 1,500 photos and a near copy of each: bucketed neighbours find every copy, like exact ones
     y = sim.normalize(np.concatenate([x[:1500], x[:1500] + 0.05 * rng.normal(size=(1500, 32))]))
     exact = sim.neighbours(y, 10)

@@ -70,8 +70,15 @@ class Projection:
 
     def __call__(self, features_max: np.ndarray) -> np.ndarray:
         """(N, F) max-pooled features -> (N, EMBEDDING_DIM) unit float32 embeddings."""
-        x = normalize(np.atleast_2d(features_max))
-        return normalize((x - self.mean) @ self.matrix)
+        x = normalize(np.atleast_2d(features_max)) - self.mean
+        # In products of at most 16 x 32 x 256 OpenBLAS stays on the calling thread; one
+        # (16 x 1280) @ (1280 x 256) product would wake its thread pool, whose spinning cost
+        # ~6x the CPU of the product itself during pixdex index (bench/bench_similar.py).
+        out = np.zeros((len(x), self.matrix.shape[1]), np.float32)
+        for r in range(0, len(x), 16):
+            for c in range(0, x.shape[1], 32):
+                out[r : r + 16] += x[r : r + 16, c : c + 32] @ self.matrix[c : c + 32]
+        return normalize(out)
 
     def to_json(self) -> dict:
         """The calibration file's content: arrays as base64 little-endian float16."""
@@ -139,11 +146,23 @@ def encode_embedding(vector: np.ndarray) -> bytes:
 
 
 def decode_embeddings(blobs: Sequence[bytes]) -> np.ndarray:
-    """Stored embeddings -> (N, D) unit float32 rows, the matrix ``top_k`` searches."""
+    """Stored embeddings -> (N, D) unit float32 rows, the matrix ``top_k`` searches fastest."""
     if not blobs:
         return np.zeros((0, EMBEDDING_DIM), np.float32)
-    q = np.frombuffer(b"".join(blobs), np.int8).reshape(len(blobs), -1)
-    return normalize(q)
+    return normalize(int8_matrix(blobs))
+
+
+def int8_matrix(blobs: Sequence[bytes]) -> np.ndarray:
+    """Stored embeddings as they are: (N, D) int8, a quarter of the float32 matrix's memory;
+    ``top_k`` searches it too (pass ``norms=row_norms(matrix)``), ~1.5x slower."""
+    if not blobs:
+        return np.zeros((0, EMBEDDING_DIM), np.int8)
+    return np.frombuffer(b"".join(blobs), np.int8).reshape(len(blobs), -1)
+
+
+def row_norms(matrix: np.ndarray) -> np.ndarray:
+    """The Euclidean length of each row (float32): what turns int8 dot products into cosines."""
+    return np.sqrt(np.einsum("ij,ij->i", matrix, matrix, dtype=np.int64)).astype(np.float32)
 
 
 def encode_thumbnail(thumb: np.ndarray) -> bytes:
@@ -164,11 +183,25 @@ def decode_thumbnails(blobs: Sequence[bytes]) -> np.ndarray:
 
 
 def top_k(
-    matrix: np.ndarray, query: np.ndarray, k: int = 10, exclude: int | None = None
+    matrix: np.ndarray,
+    query: np.ndarray,
+    k: int = 10,
+    exclude: int | None = None,
+    *,
+    norms: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` rows of ``matrix`` most similar to ``query`` (unit vectors, brute force), best
-    first: (indices, cosines). ``exclude``: a row to leave out (the query photo itself)."""
-    scores = matrix @ np.asarray(query, matrix.dtype)
+    """The ``k`` rows of ``matrix`` most similar to ``query``, best first: (indices, cosines).
+    Brute force, one matrix-vector product. ``matrix``: unit float32 rows (``decode_embeddings``)
+    or raw int8 rows (``int8_matrix``, with ``norms``); ``query``: a unit float32 vector.
+    ``exclude``: a row to leave out (the query photo itself)."""
+    if matrix.dtype == np.int8:
+        q = np.frombuffer(encode_embedding(query), np.int8)
+        dots = np.einsum("ij,j->i", matrix, q, dtype=np.int32)  # exact; BLAS has no int8
+        norms = row_norms(matrix) if norms is None else norms
+        scores = dots / np.maximum(norms * np.sqrt(float(q.astype(np.int32) @ q)), 1e-12)
+    else:
+        scores = matrix @ np.asarray(query, matrix.dtype)
+    scores = scores.astype(np.float32, copy=False)
     if exclude is not None:
         scores[exclude] = -np.inf
     k = min(k, len(scores) - (exclude is not None))
@@ -176,7 +209,32 @@ def top_k(
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     best = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
     best = best[np.argsort(-scores[best], kind="stable")]
-    return best, scores[best].astype(np.float32)
+    return best, scores[best]
+
+
+def find_copies(
+    matrix: np.ndarray,
+    thumbs: np.ndarray,
+    query: np.ndarray,
+    query_thumb: np.ndarray,
+    k: int = 10,
+    exclude: int | None = None,
+    rule: DuplicateRule | None = None,
+    *,
+    norms: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The photos most likely to be copies of the query, best first: the embedding's ``k``
+    nearest, re-ordered by cosine + ``rule.thumb_weight`` x thumbnail similarity (the score
+    returned). On the report photos this takes the original of a copy edited five ways at once
+    from 2nd-10th place to 1st for ~3/4 of those it missed (docs/similar-research.md)."""
+    rule = rule or DEFAULT_RULE
+    idx, scores = top_k(matrix, query, k, exclude, norms=norms)
+    if len(idx) == 0:
+        return idx, scores
+    t = thumbnail_similarity(np.repeat(np.asarray(query_thumb)[None], len(idx), 0), thumbs[idx])
+    combined = scores + rule.thumb_weight * t
+    order = np.argsort(-combined, kind="stable")
+    return idx[order], combined[order].astype(np.float32)
 
 
 # --- nearest neighbours of every photo ---------------------------------------------------------
@@ -323,6 +381,11 @@ class DuplicateRule:
     low: float = 0.0
     thumb_weight: float = 0.5
     combined: float = 0.5
+    #: the guard against chaining: a pair that would join two groups, one of several photos,
+    #: joins them only if at least this share of all the pairs across them pass the rule too
+    #: (0: plain connected components). Fitted photos: no recall lost at 0.5, while a chain
+    #: A~B~C of photos that are merely alike needs A~C as well.
+    guard: float = 0.5
 
 
 DEFAULT_RULE = DuplicateRule()
@@ -376,6 +439,10 @@ def duplicate_pairs(
     unit embeddings; ``thumbs``: (N,S,S,3) uint8; ``knn``: ``neighbours(matrix, rule.k)`` when
     already computed."""
     a, b, vals, bg = candidate_pairs(matrix, rule, knn=knn)
+    return _decide(a, b, vals, bg, thumbs, rule)
+
+
+def _decide(a, b, vals, bg, thumbs, rule: DuplicateRule) -> list[Pair]:
     margin = vals - bg
     keep = margin >= min(rule.low, rule.sure)
     a, b, vals, margin = a[keep], b[keep], vals[keep], margin[keep]
@@ -422,10 +489,39 @@ def group_pairs(n: int, pairs: Sequence[Pair]) -> list[list[int]]:
 
 
 def duplicate_groups(
-    matrix: np.ndarray, thumbs: np.ndarray, rule: DuplicateRule = DEFAULT_RULE
+    matrix: np.ndarray,
+    thumbs: np.ndarray,
+    rule: DuplicateRule = DEFAULT_RULE,
+    *,
+    knn: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[list[int]]:
-    """Groups of photos that are copies of one another (row indices; groups of two or more)."""
-    return group_pairs(len(matrix), duplicate_pairs(matrix, thumbs, rule))
+    """Groups of photos that are copies of one another (row indices, each group sorted, groups
+    of two or more, largest first): the rule's pairs joined best first, with its guard."""
+    knn = knn if knn is not None else neighbours(matrix, rule.k)
+    pairs = duplicate_pairs(matrix, thumbs, rule, knn=knn)
+    if rule.guard <= 0:
+        return group_pairs(len(matrix), pairs)
+    bg = background(knn[1], rule)
+    label = np.arange(len(matrix))
+    members: dict[int, list[int]] = {}
+    for p in pairs:
+        la, lb = int(label[p.a]), int(label[p.b])
+        if la == lb:
+            continue
+        ga, gb = members.get(la, [la]), members.get(lb, [lb])
+        if len(ga) > 1 or len(gb) > 1:
+            xa, xb = np.repeat(ga, len(gb)), np.tile(gb, len(ga))
+            vals = np.einsum("ij,ij->i", matrix[xa], matrix[xb])
+            ok = _decide(xa, xb, vals, np.maximum(bg[xa], bg[xb]), thumbs, rule)
+            if len(ok) < rule.guard * len(xa):
+                continue
+        if len(ga) < len(gb):
+            la, lb, ga, gb = lb, la, gb, ga
+        members[la] = ga + gb
+        label[gb] = la
+        members.pop(lb, None)
+    groups = [sorted(g) for g in members.values() if len(g) > 1]
+    return sorted(groups, key=lambda g: (-len(g), g[0]))
 
 
 # --- which copy to keep -------------------------------------------------------------------------
