@@ -8,6 +8,7 @@
   ``Classifier.predict`` vs ``predict_with_features`` (the extra graph outputs and the thumbnail)
   plus the projection and both encodings, in alternating rounds; the classifier session runs on
   ``--threads`` threads, batches of 16 as ``pixdex index``.
+- **int8**: the int8 classifier's embeddings against the float one's on coco128.
 - **topk**: ``similarity.top_k`` over 100,000 x 256 embeddings held as float32, float16 or int8
   (numpy matrix-vector product), one thread (OPENBLAS/OMP/MKL threads set to 1 before numpy is
   imported), 1,000 random queries: p50/p99 and the memory held.
@@ -92,6 +93,30 @@ def bench_index(threads: int, rounds: int) -> None:
     print(f"  extra per photo: {extra:.3f} ms = {extra / med['predict']:+.2%} of the classifier "
           f"run (the numpy part alone: {med['numpy']:.3f} ms = "
           f"{med['numpy'] / med['predict']:.2%})")  # fmt: skip
+
+
+def bench_int8() -> None:
+    """The int8 classifier's embeddings vs the float one's (the projection was fitted on float)."""
+    from pixdex.imaging import decode
+    from pixdex.models.classifier import Classifier
+
+    f, q = Classifier(threads=1), Classifier(threads=1, quantized=True)
+    paths = sorted((SHARED / "coco128" / "images").glob("*.jpg"))
+    x = np.stack([f.preprocess(decode(p.read_bytes(), min_side=f.min_side).image) for p in paths])
+    proj = sim.load_projection(f.name)
+
+    def emb(c: Classifier) -> np.ndarray:
+        return proj(
+            np.concatenate([c.predict_with_features(b).features_max for b in np.split(x, 8)])
+        )
+
+    ef, eq = emb(f), emb(q)
+    cos = np.einsum("ij,ij->i", ef, eq)
+    eye = 9 * np.eye(len(x))
+    nf, nq = (np.argsort(-(e @ e.T - eye), axis=1)[:, :10] for e in (ef, eq))
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(nf, nq, strict=True)])
+    print(f"int8 vs float classifier, {len(x)} coco128 photos: embedding cosine mean "
+          f"{cos.mean():.3f} min {cos.min():.3f}; top-10 overlap {overlap:.3f}")  # fmt: skip
 
 
 def real_embeddings() -> tuple[np.ndarray, np.ndarray, str]:
@@ -184,18 +209,20 @@ def bench_duplicates() -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=("index", "topk", "duplicates"))
+    ap.add_argument("--only", choices=("index", "int8", "topk", "duplicates"))
     ap.add_argument("--threads", type=int, default=1, help="classifier threads (index)")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--queries", type=int, default=1000)
     args = ap.parse_args()
     if args.only is None:  # each part in its own process (top-k needs BLAS on one thread)
-        for part in ("index", "topk", "duplicates"):
+        for part in ("index", "int8", "topk", "duplicates"):
             rest = ["--threads", str(args.threads), "--rounds", str(args.rounds)]
             cmd = [sys.executable, __file__, "--only", part, *rest, "--queries", str(args.queries)]
             subprocess.run(cmd, check=True)
     elif args.only == "index":
         bench_index(args.threads, args.rounds)
+    elif args.only == "int8":
+        bench_int8()
     elif args.only == "topk":
         bench_topk(args.queries)
     else:
