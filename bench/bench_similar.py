@@ -5,9 +5,9 @@
     PYTHONPATH=src python bench/bench_similar.py --only index    # index | topk | duplicates
 
 - **index**: on coco128 (decoded and preprocessed once), CPU time (process time) per photo of
-  ``Classifier.predict`` vs ``predict_with_features`` (the extra graph outputs and the thumbnail)
-  plus the projection and both encodings, in alternating rounds; the classifier session runs on
-  ``--threads`` threads, batches of 16 as ``pixdex index``.
+  the classifier's run asked for the logits only (``Classifier.predict``) and for the pooled
+  features too, of the thumbnails, and of the projection and both encodings, in interleaved
+  rounds; the session runs on ``--threads`` threads, batches of 16 as ``pixdex index``.
 - **int8**: the int8 classifier's embeddings against the float one's on coco128.
 - **topk**: ``similarity.top_k`` over 100,000 x 256 embeddings held as float32, float16 or int8
   (numpy matrix-vector product), one thread (OPENBLAS/OMP/MKL threads set to 1 before numpy is
@@ -45,7 +45,8 @@ FEATURES = Path.home() / ".cache" / "pixdex-dev" / "similar" / "features"
 
 def bench_index(threads: int, rounds: int) -> None:
     from pixdex.imaging import decode
-    from pixdex.models.classifier import Classifier
+    from pixdex.models.classifier import Classifier, thumbnails
+    from pixdex.models.efficientnet import FEATURES_MAX_NAME, FEATURES_NAME, INPUT_NAME, OUTPUT_NAME
 
     clf = Classifier(threads=threads)
     proj = sim.load_projection(clf.name)
@@ -54,45 +55,53 @@ def bench_index(threads: int, rounds: int) -> None:
         [clf.preprocess(decode(p.read_bytes(), min_side=clf.min_side).image) for p in paths]
     )
     batches = [x[i : i + 16] for i in range(0, len(x), 16)]
+    preds = [clf.predict_with_features(b) for b in batches]
     n = len(x)
+    outputs = [OUTPUT_NAME, FEATURES_NAME, FEATURES_MAX_NAME]
 
-    def plain() -> None:
+    def logits_only() -> None:  # Classifier.predict
         for b in batches:
             clf.predict(b)
 
-    def with_features() -> None:
+    def three_outputs() -> None:  # the same run, asked for the pooled features too
         for b in batches:
-            p = clf.predict_with_features(b)
-            emb = proj(p.features_max)
-            for v, t in zip(emb, p.thumbnails, strict=True):
-                sim.encode_embedding(v)
-                sim.encode_thumbnail(t)
+            clf._session.run(outputs, {INPUT_NAME: b})
 
-    def similarity_only() -> None:  # the numpy work alone, on features computed beforehand
+    def thumbs() -> None:
+        for b in batches:
+            thumbnails(b)
+
+    def embed_and_encode() -> None:  # projection + both encodings, on the run's outputs
         for p in preds:
-            emb = proj(p.features_max)
-            for v, t in zip(emb, p.thumbnails, strict=True):
+            for v, t in zip(proj(p.features_max), p.thumbnails, strict=True):
                 sim.encode_embedding(v)
                 sim.encode_thumbnail(t)
 
-    preds = [clf.predict_with_features(b) for b in batches]
-    plain(), with_features()  # warm-up
-    times: dict[str, list[float]] = {"predict": [], "predict_with_features+embed": [], "numpy": []}
+    parts = {
+        "run, logits only (predict)": logits_only,
+        "run, + features outputs": three_outputs,
+        "thumbnails": thumbs,
+        "projection + encodings": embed_and_encode,
+    }
+    for fn in parts.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in parts}
     for _ in range(rounds):
-        for name, fn in (("predict", plain), ("predict_with_features+embed", with_features),
-                         ("numpy", similarity_only)):  # fmt: skip
+        for name, fn in parts.items():
             t0 = time.process_time()
             fn()
             times[name].append((time.process_time() - t0) / n * 1e3)
     med = {k: float(np.median(v)) for k, v in times.items()}
-    extra = med["predict_with_features+embed"] - med["predict"]
-    print(f"index cost, {n} coco128 photos, batches of 16, {threads} thread(s), {rounds} rounds, "
-          f"CPU ms/photo (median; min-max):")  # fmt: skip
+    print(f"index cost, {n} coco128 photos, batches of 16, {threads} thread(s), {rounds} rounds "
+          f"interleaved, CPU ms/photo (median; min-max):")  # fmt: skip
     for k, v in times.items():
         print(f"  {k:30s} {med[k]:7.3f}  ({min(v):.3f}-{max(v):.3f})")
-    print(f"  extra per photo: {extra:.3f} ms = {extra / med['predict']:+.2%} of the classifier "
-          f"run (the numpy part alone: {med['numpy']:.3f} ms = "
-          f"{med['numpy'] / med['predict']:.2%})")  # fmt: skip
+    base = med["run, logits only (predict)"]
+    run_extra = med["run, + features outputs"] - base
+    numpy_extra = med["thumbnails"] + med["projection + encodings"]
+    print(f"  extra per photo: outputs {run_extra:+.3f} ms + thumbnail, projection, encodings "
+          f"{numpy_extra:.3f} ms = {run_extra + numpy_extra:.3f} ms = "
+          f"{(run_extra + numpy_extra) / base:+.2%} of the classifier run")  # fmt: skip
 
 
 def bench_int8() -> None:
