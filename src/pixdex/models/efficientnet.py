@@ -6,6 +6,11 @@ The architecture mirrors the ``efficientnet-lite-pytorch`` reference (which mirr
 1280 channels, global average pooling and a linear classifier. BatchNorm (eps 1e-3) is folded
 into the preceding convolution so the graph is only Conv/Clip/Add/Pool/Gemm.
 
+Besides the logits the graph outputs two pooled views of the last feature map, for "more like
+this" and duplicates (``pixdex.similarity``): ``features``, the average-pooled 1280-d vector the
+classifier reads, and ``features_max``, the same map max-pooled. Both come from the one run; the
+logits are computed exactly as without them (tests/test_similarity.py checks bit for bit).
+
 Everything but the strides is read from the weights: the number of blocks, channel widths and
 kernel sizes. The strides are per *stage* (EfficientNet-B0's block args, which every Lite variant
 shares); a stage starts where a block changes the channel count.
@@ -29,13 +34,18 @@ from onnx import TensorProto, helper, numpy_helper
 from pixdex.errors import ModelError
 
 #: bump whenever the generated graph changes, so cached ``.onnx`` files are rebuilt
-BUILDER_VERSION = 3
+#: (4: the pooled features as second and third outputs)
+BUILDER_VERSION = 4
 OPSET = 17
 BN_EPS = 1e-3
 #: strides of EfficientNet's seven stages (block args r1_k3_s11 ... r1_k3_s11)
 STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+#: (N, 1280): global average pool of the head's feature map (what the classifier reads)
+FEATURES_NAME = "features"
+#: (N, 1280): global max pool of the same map (the similarity embedding's input)
+FEATURES_MAX_NAME = "features_max"
 
 
 class ArchitectureError(ModelError):
@@ -168,7 +178,8 @@ class _GraphBuilder:
 
 
 def build_model(state: Mapping[str, np.ndarray], input_size: int, name: str) -> onnx.ModelProto:
-    """The ONNX model: input (N,3,S,S) float32 normalised as (pixel-127)/128, output (N,1000)."""
+    """The ONNX model: input (N,3,S,S) float32 normalised as (pixel-127)/128; outputs the logits
+    (N,1000), then ``features`` and ``features_max`` (N,1280 each)."""
     specs = block_specs(state)
     g = _GraphBuilder(state)
     g.const("relu6_min", np.array(0.0, np.float32))
@@ -190,14 +201,18 @@ def build_model(state: Mapping[str, np.ndarray], input_size: int, name: str) -> 
             x = y
     x, size = g.conv_bn(x, "_conv_head", "_bn1", size)
     g.nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"], name="pool"))
-    g.nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], axis=1, name="flatten"))
+    g.nodes.append(helper.make_node("Flatten", ["pooled"], [FEATURES_NAME], axis=1, name="flatten"))
+    g.nodes.append(helper.make_node("GlobalMaxPool", [x], ["pooled_max"], name="pool_max"))
+    g.nodes.append(
+        helper.make_node("Flatten", ["pooled_max"], [FEATURES_MAX_NAME], axis=1, name="flatten_max")
+    )
     fc_w = _get(state, "_fc.weight").astype(np.float32)
     fc_b = _get(state, "_fc.bias").astype(np.float32)
     g.const("_fc.weight", fc_w)
     g.const("_fc.bias", fc_b)
     g.nodes.append(
         helper.make_node(
-            "Gemm", ["features", "_fc.weight", "_fc.bias"], [OUTPUT_NAME], transB=1, name="_fc"
+            "Gemm", [FEATURES_NAME, "_fc.weight", "_fc.bias"], [OUTPUT_NAME], transB=1, name="_fc"
         )
     )
 
@@ -209,7 +224,13 @@ def build_model(state: Mapping[str, np.ndarray], input_size: int, name: str) -> 
                 INPUT_NAME, TensorProto.FLOAT, ["N", 3, input_size, input_size]
             )
         ],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", fc_w.shape[0]])],
+        [
+            helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", fc_w.shape[0]]),
+            helper.make_tensor_value_info(FEATURES_NAME, TensorProto.FLOAT, ["N", fc_w.shape[1]]),
+            helper.make_tensor_value_info(
+                FEATURES_MAX_NAME, TensorProto.FLOAT, ["N", fc_w.shape[1]]
+            ),
+        ],
         initializer=g.inits,
     )
     model = helper.make_model(
