@@ -33,9 +33,7 @@ def test_every_setting_has_a_description(name: str) -> None:
 
 def test_every_documented_setting_exists() -> None:
     """The first column of configuration.md's settings tables names real settings only."""
-    rows = [
-        line for line in CONFIGURATION.read_text().splitlines() if line.startswith("| `")
-    ]
+    rows = [line for line in CONFIGURATION.read_text().splitlines() if line.startswith("| `")]
     named = {name for row in rows for name in re.findall(r"`([a-z0-9_.]+)`", row.split("|")[1])}
     assert named and named <= set(SETTINGS), named - set(SETTINGS)
 

@@ -8,6 +8,7 @@ on them); everything pixdex adds sits beside them.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -116,6 +117,31 @@ class TextDetection(_Shape):
     Geometry: Geometry
 
 
+class Embedding(_Shape):
+    """What "more like this" and duplicates compare (``pixdex.similarity``): the classifier's
+    features projected to 256 dimensions as int8, and an 8×8 RGB thumbnail, both base64.
+    ``version`` names the model and the projection: embeddings of different versions are never
+    compared (a model change re-embeds on the next ``pixdex index``)."""
+
+    version: str
+    vector: str
+    thumbnail: str
+
+    def vector_bytes(self) -> bytes:
+        return base64.b64decode(self.vector)
+
+    def thumbnail_bytes(self) -> bytes:
+        return base64.b64decode(self.thumbnail)
+
+    @classmethod
+    def of(cls, version: str, vector: bytes, thumbnail: bytes) -> Embedding:
+        return cls(
+            version=version,
+            vector=base64.b64encode(vector).decode("ascii"),
+            thumbnail=base64.b64encode(thumbnail).decode("ascii"),
+        )
+
+
 def utc_timestamp(moment: datetime | None = None) -> str:
     """The original pattern's timestamp format: ISO 8601, microseconds, UTC, no offset suffix."""
     moment = (moment or datetime.now(UTC)).astimezone(UTC)
@@ -160,6 +186,8 @@ class Record(_Shape):
     #: DetectText's ``TextDetections``; None when no text analyzer ran, [] when it found none
     TextDetections: list[TextDetection] | None = None
     TextModelVersion: str | None = None
+    #: the photo's place among similar photos (``Embedding``); None without the classifier
+    embedding: Embedding | None = None
 
     @field_validator("Labels")
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from pixdex.indexes.base import Index, SearchQuery
 from pixdex.records import BoundingBox, Failure, Instance, Label, Named, Record
 
@@ -495,3 +497,62 @@ def test_stats_summarise_the_index(index: Index) -> None:
     assert dict(stats.model_versions) == {"test-model:1": 5}
     assert stats.labels == len({lb.Name for r in corpus() for lb in r.Labels})
     assert stats.location
+
+
+# --- similar photos ---------------------------------------------------------------------------
+
+
+def embedded(key: str, vector: np.ndarray, version: str = "emb:1", **extra) -> Record:
+    from pixdex.records import Embedding
+    from pixdex.similarity import encode_embedding, normalize
+
+    thumbnail = bytes(range(192))
+    embedding = Embedding.of(version, encode_embedding(normalize(vector)), thumbnail)
+    return rec(key, label("Dog", 90.0), embedding=embedding, width=640, height=480, **extra)
+
+
+def test_similar_finds_the_nearest_of_the_same_version(index: Index) -> None:
+    from pixdex.indexes.base import SimilarQuery
+    from pixdex.similar import vector_of
+
+    rng = np.random.default_rng(7)
+    base = rng.normal(size=256)
+    photos = [
+        embedded("a.jpg", base),
+        embedded("a-copy.jpg", base + 0.1 * rng.normal(size=256)),
+        embedded("other.jpg", rng.normal(size=256)),
+        embedded("a-other-model.jpg", base, version="emb:2"),
+        rec("no-embedding.jpg", label("Dog", 90.0)),
+    ]
+    assert index.upsert(photos) == []
+    query = SimilarQuery(vector_of(photos[0].embedding), "emb:1", limit=5, exclude=photos[0].id)
+    found = index.similar(query)
+    assert [h.record.key for h in found.hits] == ["a-copy.jpg", "other.jpg"]
+    assert found.hits[0].score > 95 and found.hits[1].score < 30
+    assert found.hits[0].record.embedding == photos[1].embedding  # records keep it whole
+    with_itself = index.similar(SimilarQuery(query.vector, "emb:1", limit=1))
+    assert [h.record.key for h in with_itself.hits] == ["a.jpg"] and with_itself.hits[0].score > 99
+    # writes are followed: a deleted photo is no longer similar, a new one is
+    index.delete(BUCKET, ["a-copy.jpg"])
+    assert index.upsert([embedded("a-again.jpg", base + 0.05 * rng.normal(size=256))]) == []
+    found = index.similar(query)
+    assert [h.record.key for h in found.hits] == ["a-again.jpg", "other.jpg"]
+
+
+def test_embeddings_of_a_version_for_duplicates(index: Index) -> None:
+    rng = np.random.default_rng(8)
+    photos = [embedded(f"{i}.jpg", rng.normal(size=256), size=1000 + i) for i in range(3)]
+    photos.append(embedded("old.jpg", rng.normal(size=256), version="emb:0"))
+    assert index.upsert(photos) == []
+    assert index.embedding_versions() == [("emb:1", 3), ("emb:0", 1)]
+    found = index.embeddings("emb:1")
+    assert found.vectors.shape == (3, 256) and found.vectors.dtype == np.int8
+    assert found.thumbnails.shape == (3, 8, 8, 3)
+    by_key = {p["key"]: (p, found.vectors[i]) for i, p in enumerate(found.photos)}
+    assert set(by_key) == {"0.jpg", "1.jpg", "2.jpg"}
+    for photo in photos[:3]:
+        info, vector = by_key[photo.key]
+        assert info["id"] == photo.id and info["size"] == photo.size and info["width"] == 640
+        assert vector.tobytes() == photo.embedding.vector_bytes()
+    index.delete(BUCKET, ["0.jpg"])
+    assert index.embedding_versions() == [("emb:1", 2), ("emb:0", 1)]

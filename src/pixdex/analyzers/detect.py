@@ -7,13 +7,16 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pixdex.analyzers import label_analyzers
 from pixdex.analyzers.base import Analyzer, even_batch_size, merge_partials
 from pixdex.config import Settings
-from pixdex.errors import ImageError
+from pixdex.errors import ImageError, ModelError
 from pixdex.imaging import DecodedImage, decode
+
+if TYPE_CHECKING:
+    from pixdex.analyzers.labels import LabelAnalyzer
 
 #: one file's answer: its DetectLabels response, or why it could not be read or decoded
 Answer = dict[str, Any] | OSError | ImageError
@@ -33,6 +36,15 @@ class LabelDetector:
         self.parallel = max(1, settings.analysis_workers)
         self.analyzers = label_analyzers(settings) if analyzers is None else analyzers
         self.min_side = max(a.min_side for a in self.analyzers)
+
+    def label_analyzer(self) -> LabelAnalyzer:
+        """The classifier's analyzer (what embeds a photo for ``pixdex.similar``)."""
+        from pixdex.analyzers.labels import LabelAnalyzer
+
+        found = next((a for a in self.analyzers if isinstance(a, LabelAnalyzer)), None)
+        if found is None:
+            raise ModelError("no classifier among the label analyzers")
+        return found
 
     def detect_bytes(
         self,

@@ -1,4 +1,5 @@
-"""Labels from the local ImageNet classifier, in Rekognition's shape, with parent labels.
+"""Labels from the local ImageNet classifier, in Rekognition's shape, with parent labels — and,
+from the same run, the photo's embedding for "more like this" and duplicates (``similarity``).
 
 Confidence: the classifier's logits are divided by a temperature before the softmax, so that a
 label's Confidence approximates the chance the thing is really in the photo (fitted on coco128 by
@@ -16,8 +17,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pixdex.imaging import DecodedImage
-from pixdex.models.classifier import Classifier
-from pixdex.records import Label, Named
+from pixdex.models.classifier import Classifier, Prediction
+from pixdex.records import Embedding, Label, Named
+from pixdex.similarity import (
+    Projection,
+    ProjectionUnavailable,
+    encode_embedding,
+    encode_thumbnail,
+    load_projection,
+)
 from pixdex.taxonomy import LabelInfo, Taxonomy, imagenet
 
 if TYPE_CHECKING:
@@ -59,12 +67,18 @@ class LabelAnalyzer:
         self.min_confidence = min_confidence
         self.max_labels = max_labels
         self.min_side = classifier.min_side
+        self.projection = _projection(classifier)
+        #: what the stored embeddings are comparable with (None: this model has none)
+        self.embedding_version = (
+            f"{classifier.version}+{self.projection.version}" if self.projection else None
+        )
         # the floor and cap are in the version: changing them changes what is stored, so a
-        # re-run of pixdex index re-analyzes
+        # re-run of pixdex index re-analyzes; so does a new projection (re-embeds)
         self.version = (
             f"{classifier.version}+tax.{self.taxonomy.digest}"
             f"+T{self.temperature:g}.c{CALIBRATION_VERSION}"
             f"+min{min_confidence:g}.max{max_labels}.top{MIN_LABELS}"
+            + (f"+emb.{self.projection.version}" if self.projection else "")
         )
 
     @classmethod
@@ -90,9 +104,26 @@ class LabelAnalyzer:
         if not images:
             return []
         batch = np.stack([self.classifier.preprocess(img.image) for img in images])
-        probs = self.probabilities(self.classifier.predict(batch))
         version = self.classifier.version
-        return [{"Labels": self.labels(p), "LabelModelVersion": version} for p in probs]
+        if self.projection is None:
+            probs = self.probabilities(self.classifier.predict(batch))
+            return [{"Labels": self.labels(p), "LabelModelVersion": version} for p in probs]
+        run = self.classifier.predict_with_features(batch)
+        probs = self.probabilities(run.logits)
+        embeddings = self.embeddings(run)
+        return [
+            {"Labels": self.labels(p), "LabelModelVersion": version, "embedding": e}
+            for p, e in zip(probs, embeddings, strict=True)
+        ]
+
+    def embeddings(self, run: Prediction) -> list[Embedding]:
+        """The stored embedding of each image of a classifier run (``similarity``)."""
+        assert self.projection is not None and self.embedding_version is not None
+        vectors = self.projection(run.features_max)
+        return [
+            Embedding.of(self.embedding_version, encode_embedding(v), encode_thumbnail(t))
+            for v, t in zip(vectors, run.thumbnails, strict=True)
+        ]
 
     # --- pieces, public for the evaluation script and tests ---------------------------------------
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
@@ -121,6 +152,17 @@ class LabelAnalyzer:
             for i, (c, _, info) in enumerate(ranked[: self.max_labels])
             if c >= self.min_confidence or i < MIN_LABELS
         ]
+
+
+def _projection(classifier: Classifier) -> Projection | None:
+    """The similarity projection made for this classifier's weights and graph; None for a model
+    that has none (efficientnet-lite2): its photos get labels, but no embedding."""
+    try:
+        return load_projection(
+            classifier.name, classifier.weights_sha256, classifier.builder_version
+        )
+    except ProjectionUnavailable:
+        return None
 
 
 def _label(info: LabelInfo, confidence: float) -> Label:

@@ -21,7 +21,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -41,7 +41,7 @@ from pixdex.api.state import (
 )
 from pixdex.api.thumbs import THUMB_SIZES, ThumbnailCache, make_thumbnail, thumb_key
 from pixdex.config import Settings, load_settings
-from pixdex.errors import ImageError, QueryError
+from pixdex.errors import ImageError, InputError, QueryError
 from pixdex.indexes.base import Hit, Index, SearchQuery
 from pixdex.integrations import installed, load
 from pixdex.logs import Redactor, settings_secrets
@@ -135,6 +135,18 @@ def _client_redactor(settings: Settings, index: Index | None) -> Redactor:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def state_floor(app: FastAPI) -> float:
+    return float(app.state.pixdex.settings.min_confidence)
+
+
+def _similar_json(result: Any, floor: float) -> dict[str, Any]:
+    """Similar photos shaped like search hits, with their ``Similarity``."""
+    return {
+        "total": result.total,
+        "hits": [{**hit_json(hit, floor), "Similarity": hit.score} for hit in result.hits],
+    }
 
 
 def _blank_to_none(value: str | None) -> str | None:
@@ -310,6 +322,60 @@ def _add_api_routes(app: FastAPI) -> None:
         ("/api/images/{image_id}/thumb", image_thumb),
     ):
         app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
+
+    @app.get("/api/similar", tags=["similar"])
+    def similar(
+        index: IndexDep,
+        id: Annotated[str, Query(max_length=64, description="An indexed photo's id")],
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 24,
+    ) -> dict[str, Any]:
+        """The photos most like an indexed one ("more like this"), each with its
+        ``Similarity`` (0–100), most similar first."""
+        from pixdex import similar as similar_photos
+
+        try:
+            result = similar_photos.similar_to_record(index, _record(index, id), limit)
+        except InputError as exc:
+            raise ApiError(409, str(exc)) from None
+        return _similar_json(result, state_floor(app))
+
+    @app.post("/api/similar", tags=["similar"])
+    def similar_to_image(
+        request_body: Annotated[bytes, Body(media_type="application/octet-stream")],
+        index: IndexDep,
+        state: StateDep,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 24,
+    ) -> dict[str, Any]:
+        """The indexed photos most like the image in the body (its bytes: JPEG, PNG, …); the
+        image is analyzed for this answer only, nothing is stored."""
+        from pixdex import similar as similar_photos
+        from pixdex.imaging import decode
+
+        analyzer = state.detector.get().label_analyzer()
+        try:
+            image = decode(
+                request_body, min_side=analyzer.min_side, max_pixels=state.settings.max_pixels
+            )
+            result = similar_photos.similar_to_image(index, analyzer, image, limit)
+        except (ImageError, InputError) as exc:
+            raise ApiError(400, str(exc)) from None
+        return _similar_json(result, state.settings.min_confidence)
+
+    @app.get("/api/duplicates", tags=["similar"])
+    def duplicates(
+        index: IndexDep,
+        min_similarity: Annotated[
+            float | None,
+            Query(
+                ge=0, le=100, description="Keep in a group only photos this similar to the first"
+            ),
+        ] = None,
+    ) -> dict[str, Any]:
+        """Groups of near-duplicates, the copy to keep first and why; nothing is changed."""
+        from pixdex import similar as similar_photos
+
+        groups = similar_photos.duplicates(index, min_similarity=min_similarity)
+        return {"groups": [g.to_json() for g in groups]}
 
     @app.get("/api/stats", tags=["index"])
     def stats(index: IndexDep) -> dict[str, Any]:

@@ -54,6 +54,7 @@ MiB = 1024 * KiB
 #: limit (5 MB image as base64) with Rekognition's error names; this is the backstop.
 BODY_CAPS: tuple[tuple[str, int], ...] = (
     ("/rekognition", 8 * MiB),
+    ("/api/similar", 20 * MiB),  # a photo to search by example, as its bytes
     ("/webhooks/minio", 256 * KiB),  # MinIO posts one event (~2 KB) per request
 )
 DEFAULT_BODY_CAP = 64 * KiB  # everything else is GET or a small JSON body
@@ -61,7 +62,7 @@ DEFAULT_BODY_CAP = 64 * KiB  # everything else is GET or a small JSON body
 OWN_AUTH = ("/webhooks/minio",)
 NO_TOKEN = ("/webhooks/minio", "/healthz")
 #: Routes after which freed memory is handed back to the OS (big decodes happen there).
-HEAVY = ("/rekognition", "/api/images/")
+HEAVY = ("/rekognition", "/api/images/", "/api/similar", "/api/duplicates")
 
 
 def _strip_port(host: str) -> str:

@@ -1,6 +1,7 @@
 """The ``pixdex`` command: thin wiring of settings, sources, pipeline and indexes.
 
 One module per job: ``indexing`` (index, watch, reindex, check), ``searching`` (search, stats),
+``similarity`` (similar, duplicates),
 ``detecting`` (detect-labels, detect-text), ``serving`` (serve), ``queue`` (worker, enqueue: the
 ``s3`` integration), ``configuring`` (config).
 
@@ -97,6 +98,7 @@ from pixdex.cli import (  # noqa: E402, F401
     queue,
     searching,
     serving,
+    similarity,
 )
 
 __all__ = ["app", "run"]

@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from pixdex.records import Failure, Record
 
 
@@ -61,6 +63,40 @@ def date_range(since: str | None, until: str | None) -> tuple[str | None, str | 
     if until and len(until) == 10:
         until += "T23:59:59.999999"
     return since or None, until or None
+
+
+@dataclass(slots=True)
+class SimilarQuery:
+    """The photos most like an embedding ("more like this", ``similarity``): ``vector`` is a
+    unit float32 embedding, compared only with stored embeddings of ``version``; ``exclude`` is
+    a record id to leave out (the photo asked about)."""
+
+    vector: np.ndarray
+    version: str
+    limit: int = 20
+    exclude: str | None = None
+
+
+#: what ``EmbeddingSet.photos`` says of each photo (what a duplicates report shows and what
+#: decides which copy to keep)
+PHOTO_FIELDS = ("id", "bucket", "key", "timestamp", "uri", "width", "height", "size")
+PHOTO_FIELDS += ("last_modified",)
+
+
+@dataclass(slots=True)
+class EmbeddingSet:
+    """Every stored embedding of one version, for finding duplicates: row i of ``vectors``
+    (int8) and of ``thumbnails`` belongs to ``photos[i]`` (``PHOTO_FIELDS``)."""
+
+    version: str
+    vectors: np.ndarray
+    thumbnails: np.ndarray
+    photos: list[dict[str, Any]]
+
+
+def similarity_score(cosine: float) -> float:
+    """A ``Similarity`` 0–100 from a cosine (negative: 0)."""
+    return round(max(0.0, min(1.0, float(cosine))) * 100.0, 1)
 
 
 @dataclass(slots=True)
@@ -180,6 +216,19 @@ class Index(Protocol):
     def failures(self, bucket: str | None = None, limit: int = 1000) -> list[Failure]: ...
 
     def stats(self) -> IndexStats: ...
+
+    def similar(self, query: SimilarQuery) -> SearchResult:
+        """The ``limit`` records whose embeddings are most like ``query.vector``, best first,
+        each hit's score its ``Similarity`` (0–100)."""
+        ...
+
+    def embeddings(self, version: str) -> EmbeddingSet:
+        """Every stored embedding of ``version`` (``pixdex duplicates``)."""
+        ...
+
+    def embedding_versions(self) -> list[tuple[str, int]]:
+        """(version, how many records have an embedding of it), most first."""
+        ...
 
     def check(self, repair: bool = False) -> CheckReport:
         """``pixdex check``: whether everything a search reads agrees with the stored records;

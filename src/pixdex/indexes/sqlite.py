@@ -18,22 +18,30 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from pixdex.errors import ConfigError, IndexUnavailable
 from pixdex.indexes.base import (
+    PHOTO_FIELDS,
     CheckReport,
+    EmbeddingSet,
     Hit,
     Indexed,
     IndexStats,
     ReindexResult,
     SearchQuery,
     SearchResult,
+    SimilarQuery,
     Transform,
     date_range,
+    similarity_score,
 )
 from pixdex.indexes.sqlite_memory import MemorySearch
 from pixdex.indexes.sqlite_schema import migrate
+from pixdex.indexes.sqlite_vectors import VectorCache
 from pixdex.indexes.words import fts_phrase, query_phrase, query_tokens, term_keys, term_text
 from pixdex.records import Failure, Record
+from pixdex.similarity import decode_thumbnails, int8_matrix, top_k
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +108,8 @@ class SqliteIndex:
         """``memory_search``: answer label and text searches from an in-memory copy of the labels
         (``sqlite_memory``), for long-lived processes that search (``pixdex serve``)."""
         self.location = str(path)
+        #: writes through this connection (its own commits do not change PRAGMA data_version)
+        self.writes = 0
         if self.location != ":memory:":
             file = Path(self.location).expanduser()
             if not create and not file.is_file():
@@ -131,12 +141,14 @@ class SqliteIndex:
             raise IndexUnavailable(f"cannot open SQLite index {self.location}: {exc}") from exc
         # One connection shared by threads (API worker threads, pipeline): serialise use of it.
         self._lock = threading.RLock()
+        self._vectors = VectorCache(self)
         self._memory: MemorySearch | None = None
         if memory_search and self.location != ":memory:":
             self._memory = MemorySearch(str(Path(self.location).expanduser()))
 
     # --- transactions -------------------------------------------------------------------------
     def _tx(self) -> _Transaction:
+        self.writes += 1
         return _Transaction(self._db)
 
     @contextmanager
@@ -189,6 +201,11 @@ class SqliteIndex:
         self._db.execute("INSERT INTO path_fts (rowid, path) VALUES (?, ?)", (rid, record.key))
         if text := photo_text(record):
             self._db.execute("INSERT INTO text_fts (rowid, text) VALUES (?, ?)", (rid, text))
+        if (e := record.embedding) is not None:
+            self._db.execute(
+                "INSERT INTO embeddings (rid, version, vector, thumbnail) VALUES (?, ?, ?, ?)",
+                (rid, e.version, e.vector_bytes(), e.thumbnail_bytes()),
+            )
         for term, name, confidence in label_rows(record):
             tcur = self._db.execute(
                 "INSERT INTO label_terms (rid, term, name, confidence) VALUES (?, ?, ?, ?)",
@@ -216,6 +233,7 @@ class SqliteIndex:
         self._db.execute("DELETE FROM label_phrases WHERE rid = ?", (rid,))
         self._db.execute("DELETE FROM path_fts WHERE rowid = ?", (rid,))
         self._db.execute("DELETE FROM text_fts WHERE rowid = ?", (rid,))
+        self._db.execute("DELETE FROM embeddings WHERE rid = ?", (rid,))
 
     def _delete_one(self, bucket: str, key: str) -> bool:
         row = self._db.execute(
@@ -418,6 +436,59 @@ class SqliteIndex:
             top_labels=[(n, c) for n, c in top],
             model_versions=[(m, c) for m, c in models],
         )
+
+    def similar(self, query: SimilarQuery) -> SearchResult:
+        vectors = self._vectors.get(query.version)
+        exclude = None
+        if query.exclude is not None:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT rid FROM records WHERE id = ?", (query.exclude,)
+                ).fetchone()
+            if row is not None and len(found := np.flatnonzero(vectors.rids == row[0])):
+                exclude = int(found[0])
+        rows, cosines = top_k(
+            vectors.matrix, query.vector, query.limit, exclude, norms=vectors.norms
+        )
+        rids = [int(r) for r in vectors.rids[rows]]
+        marks = ",".join("?" * len(rids))
+        with self._lock:
+            docs = dict(
+                self._db.execute(f"SELECT rid, doc FROM records WHERE rid IN ({marks})", rids)
+            )
+        hits = [
+            Hit(Record.model_validate_json(docs[rid]), similarity_score(cosine))
+            for rid, cosine in zip(rids, cosines.tolist(), strict=True)
+            if rid in docs
+        ]
+        return SearchResult(total=len(hits), hits=hits)
+
+    def embeddings(self, version: str) -> EmbeddingSet:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT r.id, r.bucket, r.key, r.timestamp, json_extract(r.doc, '$.uri'),"
+                " json_extract(r.doc, '$.width'), json_extract(r.doc, '$.height'),"
+                " json_extract(r.doc, '$.size'), json_extract(r.doc, '$.last_modified'),"
+                " e.vector, e.thumbnail"
+                " FROM embeddings e JOIN records r ON r.rid = e.rid WHERE e.version = ?"
+                " ORDER BY e.rid",
+                (version,),
+            ).fetchall()
+        return EmbeddingSet(
+            version=version,
+            vectors=int8_matrix([row[9] for row in rows]),
+            thumbnails=decode_thumbnails([row[10] for row in rows]),
+            photos=[dict(zip(PHOTO_FIELDS, row[:9], strict=True)) for row in rows],
+        )
+
+    def embedding_versions(self) -> list[tuple[str, int]]:
+        with self._lock:
+            return [
+                (v, n)
+                for v, n in self._db.execute(
+                    "SELECT version, COUNT(*) FROM embeddings GROUP BY version ORDER BY 2 DESC, 1"
+                )
+            ]
 
     def reindex(
         self,

@@ -58,6 +58,11 @@ ORPHANS = (
         "DELETE FROM text_fts WHERE rowid NOT IN (SELECT rid FROM records)",
     ),
     (
+        "embeddings",
+        "SELECT COUNT(*) FROM embeddings WHERE rid NOT IN (SELECT rid FROM records)",
+        "DELETE FROM embeddings WHERE rid NOT IN (SELECT rid FROM records)",
+    ),
+    (
         "label_fts",
         "SELECT COUNT(*) FROM label_fts WHERE rowid NOT IN (SELECT tid FROM label_terms)",
         "DELETE FROM label_fts WHERE rowid NOT IN (SELECT tid FROM label_terms)",
@@ -174,6 +179,13 @@ class _Stored:
         self.texts = dict(
             db.execute("SELECT rowid, text FROM text_fts WHERE rowid BETWEEN ? AND ?", span)
         )
+        self.embeddings = {
+            rid: (version, vector, thumbnail)
+            for rid, version, vector, thumbnail in db.execute(
+                "SELECT rid, version, vector, thumbnail FROM embeddings WHERE rid BETWEEN ? AND ?",
+                span,
+            )
+        }
 
     def differences(self, rid: int, columns: tuple[object, ...], record: Record) -> list[str]:
         """What in record ``rid``'s rows disagrees with its document, in words."""
@@ -202,6 +214,10 @@ class _Stored:
             found.append("its key is missing from the free-text index (path_fts)")
         if self.texts.get(rid, "") != photo_text(record):
             found.append("the text read in the photo differs in the free-text index (text_fts)")
+        e = record.embedding
+        stored = (e.version, e.vector_bytes(), e.thumbnail_bytes()) if e else None
+        if self.embeddings.get(rid) != stored:
+            found.append("its embedding differs in the similarity table (embeddings)")
         return found
 
 

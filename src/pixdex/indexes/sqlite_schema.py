@@ -11,6 +11,8 @@ Layout, chosen so every search is index lookups rather than scans:
   their rowids are the rowids of ``label_terms`` / ``records``;
 - ``text_fts``: FTS5 over the text read in the photo (its LINEs, docs/text.md), rowid = the
   record's rowid;
+- ``embeddings``: the record's embedding (``records.Embedding``), rowid = the record's rowid,
+  what "more like this" and duplicates compare;
 - ``failures``: objects that could not be indexed, and why;
 - ``pixdex_migrations``: the migrations applied to the file.
 """
@@ -69,6 +71,13 @@ CREATE VIRTUAL TABLE IF NOT EXISTS path_fts USING fts5 (
 CREATE VIRTUAL TABLE IF NOT EXISTS text_fts USING fts5 (
     text, tokenize = 'porter unicode61 remove_diacritics 2'
 );
+CREATE TABLE IF NOT EXISTS embeddings (
+    rid INTEGER PRIMARY KEY,     -- the record's rowid
+    version TEXT NOT NULL,       -- only embeddings of one version are compared
+    vector BLOB NOT NULL,        -- similarity.EMBEDDING_DIM int8
+    thumbnail BLOB NOT NULL      -- 8x8 RGB
+);
+CREATE INDEX IF NOT EXISTS embeddings_version ON embeddings (version);
 CREATE TABLE IF NOT EXISTS failures (
     bucket TEXT NOT NULL,
     key TEXT NOT NULL,

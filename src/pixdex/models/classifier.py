@@ -137,6 +137,8 @@ class Classifier:
         self.quantized = quantized
         build = _int8_model_path if quantized else onnx_model_path
         path, digest = build(model, cache_dir)
+        self.weights_sha256 = digest
+        self.builder_version = BUILDER_VERSION
         self.version = f"{model}:{digest[:12]}" + (":int8" if quantized else "")
         self.threads = threads
         try:

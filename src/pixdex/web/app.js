@@ -30,11 +30,22 @@
     prev: $("detail-prev"),
     next: $("detail-next"),
     close: $("detail-close"),
+    byPhoto: $("by-photo"),
+    duplicatesLink: $("duplicates-link"),
+    mode: $("mode"),
+    modeText: $("mode-text"),
+    back: $("back"),
+    groups: $("groups"),
+    moreLike: $("more-like-this"),
+    drop: $("drop"),
   };
 
   // min: the confidence floor the user chose (null: the server's default, the min_confidence
   // setting, which each answer reports as min_confidence); floor: the one the last answer applied
-  const state = { q: "", labels: [], min: null, floor: null, offset: 0, total: 0, hits: [], current: -1 };
+  // view: "search", "similar" (photos like one: ``like`` its id, or an uploaded photo) or
+  // "duplicates" (groups of copies)
+  const state = { q: "", labels: [], min: null, floor: null, offset: 0, total: 0, hits: [], current: -1,
+                  view: "search", like: null };
   let searchSeq = 0;
   let controller = null;
   let opener = null;
@@ -90,6 +101,8 @@
       history.replaceState(null, "", rest ? `?${rest}` : location.pathname);
     }
     state.q = params.get("q") || "";
+    state.like = params.get("like");
+    state.view = state.like ? "similar" : params.get("view") === "duplicates" ? "duplicates" : "search";
     state.labels = params.getAll("label").filter(Boolean);
     const raw = params.get("min_confidence");
     const min = raw === null || raw === "" ? NaN : Number(raw);
@@ -112,6 +125,14 @@
   }
 
   function writeUrl() {
+    if (state.view === "similar" && state.like) {
+      history.replaceState(null, "", `?like=${encodeURIComponent(state.like)}`);
+      return;
+    }
+    if (state.view === "duplicates") {
+      history.replaceState(null, "", "?view=duplicates");
+      return;
+    }
     const params = queryParams().toString();
     history.replaceState(null, "", params ? `?${params}` : location.pathname);
   }
@@ -173,42 +194,146 @@
   }
 
   function cardAlt(hit) {
-    const labels = hit.Labels.slice(0, LABELS_ON_CARD).map((l) => `${l.Name} ${pct(l.Confidence)}`);
+    const labels = (hit.Labels || []).slice(0, LABELS_ON_CARD).map((l) => `${l.Name} ${pct(l.Confidence)}`);
     return labels.length ? `${basename(hit.key)}: ${labels.join(", ")}` : basename(hit.key);
   }
 
+  function card(hit, index) {
+    const labels = (hit.Labels || []).slice(0, LABELS_ON_CARD);
+    const similar = typeof hit.Similarity === "number";
+    const badge = similar
+      ? el("span", { class: "score similarity", title: "Similarity", text: pct(hit.Similarity) })
+      : hit.score > 0 ? el("span", { class: "score", title: "Best matching label confidence", text: pct(hit.score) }) : null;
+    return el("button", {
+      type: "button",
+      class: "card",
+      "data-id": hit.id,
+      "aria-label": `Open ${cardAlt(hit)}`,
+      onclick: (event) => openDetail(index, event.currentTarget),
+    },
+    el("span", { class: "thumb" },
+      el("img", {
+        src: `${imageUrl(hit.id, "thumb")}?size=${THUMB}`,
+        alt: cardAlt(hit),
+        loading: "lazy",
+        decoding: "async",
+        width: THUMB,
+        height: THUMB,
+      }),
+      badge,
+    ),
+    el("span", { class: "caption" },
+      el("span", { class: "name", text: basename(hit.key), title: hit.key }),
+      el("span", { class: "labels" },
+        labels.length
+          ? labels.map((l) => el("span", { class: "label" }, l.Name, " ", el("b", { text: pct(l.Confidence) })))
+          : hit.width ? el("span", { class: "label muted", text: `${hit.width} × ${hit.height} · ${bytes(hit.size)}` })
+            : el("span", { class: "label muted", text: "no labels" }),
+      ),
+    ));
+  }
+
   function renderHits(hits, start) {
-    const items = hits.map((hit, i) => {
-      const labels = hit.Labels.slice(0, LABELS_ON_CARD);
-      return el("li", { class: "cell" },
-        el("button", {
-          type: "button",
-          class: "card",
-          "data-id": hit.id,
-          "aria-label": `Open ${cardAlt(hit)}`,
-          onclick: (event) => openDetail(start + i, event.currentTarget),
-        },
-        el("span", { class: "thumb" },
-          el("img", {
-            src: `${imageUrl(hit.id, "thumb")}?size=${THUMB}`,
-            alt: cardAlt(hit),
-            loading: "lazy",
-            decoding: "async",
-            width: THUMB,
-            height: THUMB,
-          }),
-          hit.score > 0 ? el("span", { class: "score", title: "Best matching label confidence", text: pct(hit.score) }) : null,
-        ),
-        el("span", { class: "caption" },
-          el("span", { class: "name", text: basename(hit.key), title: hit.key }),
-          el("span", { class: "labels" },
-            labels.length
-              ? labels.map((l) => el("span", { class: "label" }, l.Name, " ", el("b", { text: pct(l.Confidence) })))
-              : el("span", { class: "label muted", text: "no labels" }),
-          ),
-        )));
-    });
-    els.results.append(...items);
+    els.results.append(...hits.map((hit, i) => el("li", { class: "cell" }, card(hit, start + i))));
+  }
+
+  // --- more like this, search by photo, duplicates ---------------------------------------------
+  function showMode(text) {
+    els.modeText.textContent = text;
+    els.mode.hidden = state.view === "search";
+    els.results.hidden = state.view === "duplicates";
+    els.groups.hidden = state.view !== "duplicates";
+    document.querySelector(".filters").hidden = state.view !== "search";
+    els.more.hidden = state.view !== "search" || state.hits.length >= state.total;
+  }
+
+  async function showSimilar(url, options, what) {
+    const seq = ++searchSeq;
+    if (controller) controller.abort();
+    controller = new AbortController();
+    state.view = "similar";
+    els.status.textContent = "Looking for similar photos…";
+    document.body.setAttribute("aria-busy", "true");
+    try {
+      const response = await fetch(url, { ...options, signal: controller.signal, headers: { Accept: "application/json", ...(options.headers || {}) } });
+      const body = await response.json().catch(() => null);
+      if (!response.ok) throw new Error(body && body.message ? body.message : `${response.status} ${response.statusText}`);
+      if (seq !== searchSeq) return;
+      state.hits = body.hits.slice();
+      state.total = state.hits.length;
+      els.results.replaceChildren();
+      renderHits(state.hits, 0);
+      els.status.classList.remove("error");
+      els.status.textContent = `${state.total} ${state.total === 1 ? "photo" : "photos"} like ${what}`;
+      showMode(`Photos like ${what}, most similar first.`);
+      writeUrl();
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      els.status.textContent = `Similar photos failed: ${error.message}`;
+      els.status.classList.add("error");
+    } finally {
+      if (seq === searchSeq) document.body.removeAttribute("aria-busy");
+    }
+  }
+
+  function moreLike(id, key) {
+    state.like = id;
+    showSimilar(`api/similar?id=${encodeURIComponent(id)}&limit=${PAGE}`, {}, basename(key || id));
+  }
+
+  function likeFile(file) {
+    if (!file) return;
+    state.like = null;
+    showSimilar(`api/similar?limit=${PAGE}`, {
+      method: "POST",
+      body: file,
+      headers: { "Content-Type": file.type || "application/octet-stream" },
+    }, file.name || "your photo");
+  }
+
+  async function showDuplicates() {
+    const seq = ++searchSeq;
+    state.view = "duplicates";
+    els.status.textContent = "Looking for duplicates…";
+    document.body.setAttribute("aria-busy", "true");
+    showMode("Copies of the same photo, side by side: the one to keep first. Nothing is deleted.");
+    try {
+      const body = await getJSON("api/duplicates");
+      if (seq !== searchSeq) return;
+      state.hits = [];
+      const rows = body.groups.map((group, g) => {
+        const start = state.hits.length;
+        state.hits.push(...group.photos);
+        return el("li", { class: "group", "aria-label": `Group ${g + 1}: ${group.photos.length} copies` },
+          el("p", { class: "group-head" }, el("b", { text: `${group.photos.length} copies` }), ` — keep the first: ${group.reason}`),
+          el("ul", { class: "group-photos" }, group.photos.map((photo, i) =>
+            el("li", { class: i === 0 ? "cell keep" : "cell" }, card(photo, start + i)))));
+      });
+      state.total = state.hits.length;
+      els.groups.replaceChildren(...rows);
+      els.status.classList.remove("error");
+      els.status.textContent = rows.length ? `${rows.length} group(s) of duplicates` : "No duplicates found.";
+      writeUrl();
+    } catch (error) {
+      els.status.textContent = `Duplicates failed: ${error.message}`;
+      els.status.classList.add("error");
+    } finally {
+      if (seq === searchSeq) document.body.removeAttribute("aria-busy");
+    }
+  }
+
+  function backToSearch() {
+    state.view = "search";
+    state.like = null;
+    showMode("");
+    search();
+  }
+
+  function start() {
+    if (state.view === "similar" && state.like) moreLike(state.like);
+    else if (state.view === "duplicates") showDuplicates();
+    else search();
+    showMode("");
   }
 
   // --- facets and filters ---------------------------------------------------------------------
@@ -269,6 +394,8 @@
     state.current = index;
     if (from) opener = from;
     els.title.textContent = hit.key;
+    els.moreLike.dataset.id = hit.id;
+    els.moreLike.dataset.key = hit.key;
     els.prev.disabled = index === 0;
     els.next.disabled = index >= state.hits.length - 1 && state.hits.length >= state.total;
     els.info.replaceChildren(el("p", { class: "muted", text: "Loading…" }));
@@ -501,13 +628,14 @@
     event.preventDefault();
     clearTimeout(typingTimer);
     state.q = els.q.value.trim();
-    search();
+    if (state.view !== "search") backToSearch();
+    else search();
   });
   els.q.addEventListener("input", () => {
     clearTimeout(typingTimer);
     typingTimer = setTimeout(() => {
       const q = els.q.value.trim();
-      if (q !== state.q) { state.q = q; search(); }
+      if (q !== state.q) { state.q = q; if (state.view === "search") search(); }
     }, 350);
   });
 
@@ -517,11 +645,36 @@
     clearTimeout(sliderTimer);
     sliderTimer = setTimeout(() => {
       state.min = Number(els.slider.value);
-      search();
+      if (state.view === "search") search();
     }, 250);
   });
 
   els.more.addEventListener("click", () => search({ append: true }));
+  els.moreLike.addEventListener("click", () => {
+    const { id, key } = els.moreLike.dataset;
+    closeDetail();
+    moreLike(id, key);
+  });
+  els.back.addEventListener("click", backToSearch);
+  els.byPhoto.addEventListener("change", () => { likeFile(els.byPhoto.files[0]); els.byPhoto.value = ""; });
+  els.duplicatesLink.addEventListener("click", (event) => { event.preventDefault(); showDuplicates(); });
+  // a photo dragged onto the page: the photos like it
+  let dragDepth = 0;
+  const carriesFile = (event) => Array.from(event.dataTransfer?.types || []).includes("Files");
+  document.addEventListener("dragenter", (event) => {
+    if (!carriesFile(event)) return;
+    dragDepth += 1;
+    els.drop.hidden = false;
+  });
+  document.addEventListener("dragleave", () => { dragDepth = Math.max(0, dragDepth - 1); if (!dragDepth) els.drop.hidden = true; });
+  document.addEventListener("dragover", (event) => { if (carriesFile(event)) event.preventDefault(); });
+  document.addEventListener("drop", (event) => {
+    if (!carriesFile(event)) return;
+    event.preventDefault();
+    dragDepth = 0;
+    els.drop.hidden = true;
+    likeFile(event.dataTransfer.files[0]);
+  });
   els.boxes.addEventListener("change", () => els.frame.classList.toggle("hide-boxes", !els.boxes.checked));
   els.close.addEventListener("click", closeDetail);
   els.prev.addEventListener("click", () => step(-1));
@@ -558,6 +711,6 @@
 
   readUrl();
   renderActive();
-  search();
+  start();
   loadStats();
 })();

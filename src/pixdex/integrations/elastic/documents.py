@@ -14,7 +14,9 @@ use and that are stripped again on read:
   docs/text.md), made the same way; absent when there is none;
 - ``pixdex_location``: ``exif.GPS`` as a clean geo_point;
 - ``pixdex_facets.at<floor>``: the label names with confidence ≥ floor, at each of
-  ``mapping.FACET_FLOORS`` (the facets of a search at that floor; absent when there are none).
+  ``mapping.FACET_FLOORS`` (the facets of a search at that floor; absent when there are none);
+- ``pixdex_vector`` and ``pixdex_vector_version``: the embedding as a unit vector for the
+  server's kNN search, and its version (similar photos; absent without an embedding).
 """
 
 from __future__ import annotations
@@ -22,13 +24,21 @@ from __future__ import annotations
 from typing import Any
 
 from pixdex.indexes.words import Words, term_keys
-from pixdex.integrations.elastic.mapping import FACET_FIELD, FACET_FLOORS, facet_field
+from pixdex.integrations.elastic.mapping import (
+    FACET_FIELD,
+    FACET_FLOORS,
+    VECTOR_FIELD,
+    VECTOR_VERSION_FIELD,
+    facet_field,
+)
 from pixdex.records import Record
+from pixdex.similarity import decode_embeddings
 
 #: helper fields inside each label, removed on read
 LABEL_HELPERS = ("pixdex_terms", "pixdex_words", "pixdex_phrases")
 #: helper fields at the top of the document, removed on read
 DOC_HELPERS = ("pixdex_path_words", "pixdex_text_words", "pixdex_location", FACET_FIELD)
+DOC_HELPERS += (VECTOR_FIELD, VECTOR_VERSION_FIELD)
 
 
 def search_doc(record: Record) -> dict[str, Any]:
@@ -48,6 +58,11 @@ def search_doc(record: Record) -> dict[str, Any]:
     }
     if facets:
         doc[FACET_FIELD] = facets
+    if record.embedding is not None:
+        # the stored int8 vector as the unit vector the server's kNN compares by cosine
+        vector = decode_embeddings([record.embedding.vector_bytes()])[0]
+        doc[VECTOR_FIELD] = [float(x) for x in vector]
+        doc[VECTOR_VERSION_FIELD] = record.embedding.version
     for label, out in zip(record.Labels, doc.get("Labels", []), strict=True):
         terms = label.terms()
         keys = [term_keys(t) for t in terms]

@@ -15,20 +15,26 @@ from typing import TYPE_CHECKING, Any
 
 from pixdex.errors import IndexUnavailable
 from pixdex.indexes.base import (
+    PHOTO_FIELDS,
     CheckReport,
+    EmbeddingSet,
     Hit,
     Indexed,
     IndexStats,
     ReindexResult,
     SearchQuery,
     SearchResult,
+    SimilarQuery,
     Transform,
+    similarity_score,
 )
 from pixdex.integrations.elastic import mapping, query
 from pixdex.integrations.elastic.documents import search_doc, to_record
 from pixdex.integrations.elastic.reindex import reindex
 from pixdex.integrations.elastic.transport import Connection, Down, bulk_line, connect, reason
-from pixdex.records import Failure, Record, analysis_version, record_id
+from pixdex.records import Embedding, Failure, Record, analysis_version, record_id
+from pixdex.similar import vector_of
+from pixdex.similarity import decode_thumbnails, int8_matrix
 
 if TYPE_CHECKING:
     from pixdex.config import Settings
@@ -221,7 +227,7 @@ class ElasticIndex:
             "PUT",
             f"/_index_template/{self.template}",
             "creating the index template",
-            body=mapping.template(self.name, self.conn.options),
+            body=mapping.template(self.name, self.conn.options, self.conn.http.flavor),
         )
 
     def new_index_name(self) -> str:
@@ -401,6 +407,67 @@ class ElasticIndex:
             found = found + resp["hits"]["hits"]
         facets = query.label_buckets(counts.get("facets")) if search.facets else []
         return SearchResult(total=total, hits=_hits(found, plan.score), facets=facets)
+
+    def similar(self, query: SimilarQuery) -> SearchResult:
+        """kNN on the server (``dense_vector`` / ``knn_vector``, cosine) among the embeddings of
+        the query's version; each hit's Similarity is the exact cosine of the stored int8
+        embeddings, as SQLite computes it (the server's score is an approximation of it)."""
+        k = query.limit + (query.exclude is not None)
+        vector = [float(x) for x in query.vector]
+        version = {"term": {mapping.VECTOR_VERSION_FIELD: query.version}}
+        if self.conn.http.flavor == "es":
+            body: dict[str, Any] = {
+                "knn": {
+                    "field": mapping.VECTOR_FIELD,
+                    "query_vector": vector,
+                    "k": k,
+                    "num_candidates": max(100, 4 * k),
+                    "filter": version,
+                },
+                "size": k,
+            }
+        else:
+            body = {
+                "size": k,
+                "query": {
+                    "knn": {mapping.VECTOR_FIELD: {"vector": vector, "k": k, "filter": version}}
+                },
+            }
+        body["_source"] = {"excludes": ["pixdex_*"]}
+        found = self.conn.search(body, self.name)["hits"]["hits"]
+        hits = []
+        for hit in found:
+            record = to_record(hit["_source"])
+            if record.id == query.exclude or record.embedding is None:
+                continue
+            cosine = float(vector_of(record.embedding) @ query.vector)
+            hits.append(Hit(record, similarity_score(cosine)))
+        hits.sort(key=lambda h: -h.score)
+        return SearchResult(total=len(hits[: query.limit]), hits=hits[: query.limit])
+
+    def embeddings(self, version: str) -> EmbeddingSet:
+        photos: list[dict[str, Any]] = []
+        vectors: list[bytes] = []
+        thumbs: list[bytes] = []
+        for hit in self.conn.scan(
+            self.name,
+            {"term": {mapping.VECTOR_VERSION_FIELD: version}},
+            {"includes": [*PHOTO_FIELDS, "embedding"]},
+        ):
+            source = hit["_source"]
+            embedding = Embedding.model_validate(source["embedding"])
+            vectors.append(embedding.vector_bytes())
+            thumbs.append(embedding.thumbnail_bytes())
+            photos.append({name: source.get(name) for name in PHOTO_FIELDS})
+        return EmbeddingSet(version, int8_matrix(vectors), decode_thumbnails(thumbs), photos)
+
+    def embedding_versions(self) -> list[tuple[str, int]]:
+        body = {
+            "size": 0,
+            "aggs": {"v": {"terms": {"field": mapping.VECTOR_VERSION_FIELD, "size": 100}}},
+        }
+        buckets = self.conn.search(body, self.name)["aggregations"]["v"]["buckets"]
+        return sorted(((b["key"], b["doc_count"]) for b in buckets), key=lambda v: (-v[1], v[0]))
 
     def stats(self) -> IndexStats:
         resp = self.conn.search(

@@ -13,6 +13,7 @@ from typing import Any
 
 from pixdex.indexes.migrations import Migrations
 from pixdex.integrations.elastic.transport import Options
+from pixdex.similarity import EMBEDDING_DIM
 
 MIGRATIONS = Migrations("Elasticsearch/OpenSearch")
 
@@ -35,7 +36,29 @@ FACET_FIELD = "pixdex_facets"
 FACET_FLOORS = tuple(range(50, 100, 5))
 
 
-def record_mapping() -> dict[str, Any]:
+#: the embedding as a vector the server searches by kNN, and the version it belongs to
+VECTOR_FIELD = "pixdex_vector"
+VECTOR_VERSION_FIELD = "pixdex_vector_version"
+
+
+def vector_mapping(flavor: str) -> dict[str, Any]:
+    """The kNN field: Elasticsearch's ``dense_vector``, OpenSearch's ``knn_vector`` (Lucene's
+    HNSW, which filters by version during the search), both by cosine."""
+    if flavor == "es":
+        return {
+            "type": "dense_vector",
+            "dims": EMBEDDING_DIM,
+            "index": True,
+            "similarity": "cosine",
+        }
+    return {
+        "type": "knn_vector",
+        "dimension": EMBEDDING_DIM,
+        "method": {"name": "hnsw", "space_type": "cosinesimil", "engine": "lucene"},
+    }
+
+
+def record_mapping(flavor: str = "es") -> dict[str, Any]:
     """The mapping of the record indexes (``name-pixdex-<timestamp>``)."""
     keyword = {"type": "keyword"}
     # What dynamic mapping makes of a string, so the original pattern's queries keep working:
@@ -114,6 +137,10 @@ def record_mapping() -> dict[str, Any]:
             "pixdex_location": {"type": "geo_point"},
             # label names at fixed floors, for the facets (FACET_FLOORS)
             FACET_FIELD: {"properties": {facet_field(f): keyword for f in FACET_FLOORS}},
+            # the record's embedding is kept as stored; its vector is searched (similar photos)
+            "embedding": {"type": "object", "enabled": False},
+            VECTOR_FIELD: vector_mapping(flavor),
+            VECTOR_VERSION_FIELD: keyword,
         },
     }
 
@@ -143,12 +170,15 @@ def failure_mapping() -> dict[str, Any]:
     }
 
 
-def index_settings(options: Options) -> dict[str, Any]:
-    """Settings of a new index: shards and replicas (``[elastic]``), deep pagination allowed."""
+def index_settings(options: Options, flavor: str = "es") -> dict[str, Any]:
+    """Settings of a new index: shards and replicas (``[elastic]``), deep pagination allowed,
+    and on OpenSearch the kNN plugin's switch (its vector fields need it)."""
     settings: dict[str, Any] = {
         "number_of_shards": options.shards,
         "max_result_window": 100_000,
     }
+    if flavor != "es":
+        settings["knn"] = True
     if options.replicas is not None:
         settings["number_of_replicas"] = options.replicas
     else:
@@ -156,11 +186,14 @@ def index_settings(options: Options) -> dict[str, Any]:
     return settings
 
 
-def template(name: str, options: Options) -> dict[str, Any]:
+def template(name: str, options: Options, flavor: str = "es") -> dict[str, Any]:
     """The index template every ``name-pixdex-*`` index is created from."""
     return {
         "index_patterns": [f"{name}-pixdex-*"],
         "priority": 500,
         "_meta": {"pixdex": {"migrations": MIGRATIONS.names}},
-        "template": {"settings": {"index": index_settings(options)}, "mappings": record_mapping()},
+        "template": {
+            "settings": {"index": index_settings(options, flavor)},
+            "mappings": record_mapping(flavor),
+        },
     }
