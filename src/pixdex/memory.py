@@ -13,9 +13,9 @@ No-ops where glibc is not the allocator (macOS, musl, Windows).
 ``freeze_long_lived``: Python's cyclic collector now and then walks every object the process
 holds — the imported libraries, the app, an in-memory copy of the labels — in the middle of
 whatever request triggered it. A long-running server freezes what it holds once started (and
-again after loading something big), so those walks only see the requests' own objects
-(search at 100,000 records on OpenSearch, "dog": p99 52-56 → 27 ms, medians 18 → 16 ms;
-docs/benchmarks.md). ``thaw`` hands it all back to the collector when the server stops.
+again after loading something big), so those walks only see the requests' own objects and no
+longer stall the slowest requests (docs/benchmarks.md, "Reading"). ``thaw`` hands it all back to
+the collector when the server stops.
 """
 
 from __future__ import annotations

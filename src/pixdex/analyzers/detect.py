@@ -28,8 +28,8 @@ class LabelDetector:
     ``parallel`` batches may be analyzed at once (``analysis_workers``, from different threads:
     the CLI's batches, the server's batch threads), each model on ``Settings.session_threads``
     intra-op threads, as ``pixdex index`` runs them: with one batch at a time and every core per
-    model, the cores idled while a batch was in Python code (the server kept two cores ~70 %
-    busy, docs/benchmarks.md)."""
+    model, the cores idled while a batch was in Python code (docs/benchmarks.md, "Threads per
+    model and batch size")."""
 
     def __init__(self, settings: Settings, analyzers: list[Analyzer] | None = None) -> None:
         self.settings = settings
@@ -87,9 +87,10 @@ class LabelDetector:
     ) -> Iterator[tuple[Path, Answer]]:
         """Answers for many files, in order, as ``pixdex index`` works: files are read and
         decoded by ``workers`` threads while ``parallel`` threads analyze batches of
-        ``batch_size`` (one image at a time ran ~7 img/s; batches and overlap are what make
-        indexing fast). A file that cannot be read or decoded yields its error; the others go
-        on. A short list is split evenly over the analysis threads, so none idles."""
+        ``batch_size`` (batches, and decoding overlapped with analysis, are what make indexing
+        fast; docs/benchmarks.md, "(2) Naive baseline"). A file that cannot be read or decoded
+        yields its error; the others go on. A short list is split evenly over the analysis
+        threads, so none idles."""
         batch_size = max(1, self.settings.batch_size)
         if isinstance(paths, Sequence):
             batch_size = even_batch_size(len(paths), batch_size, self.parallel)

@@ -11,8 +11,9 @@ classifier's labels (one label per name).
 Cost: the second detector runs only where the first is unsure of something — some category's
 best score from SSDLite between 0.25 and 0.5, a band chosen on the PASCAL VOC 2007 fit split by
 ``bench/eval_labels.py --fit-cascade`` (there it keeps the pair's recall and Person recall, and
-184 of its 186 boxes, with NanoDet on 37 % of the photos). Elsewhere SSDLite's objects stand
-alone, with SSDLite's own calibration. docs/labels.md has what this keeps and what it costs.
+nearly all of its boxes, with NanoDet on a minority of the photos). Elsewhere SSDLite's objects
+stand alone, with SSDLite's own calibration. docs/labels.md ("NanoDet only where SSDLite is
+unsure") has what this keeps and what it costs.
 
 Confidence: the detectors' fused score is mapped through a logistic (Platt) calibration fitted
 on photos none of the detectors trained on (the PASCAL VOC 2007 fit split, by
@@ -134,7 +135,8 @@ class ObjectDetectionAnalyzer:
     # --- pieces, public for the evaluation script and tests ---------------------------------------
     def view(self, image: Image.Image) -> Image.Image:
         """The image at the largest detector input (long side 416): resized once here instead
-        of once per detector from the full decode (measured: 4.3 → ~1 ms for the second)."""
+        of once per detector from the full decode, so a smaller detector resizes this small
+        view, which is much cheaper than resizing the full decode again."""
         side = max(d.size for d in self.detectors)
         scale = side / max(image.size)
         if scale >= 1:

@@ -61,8 +61,8 @@ class TextAnalyzer:
     @classmethod
     def from_settings(cls, settings: Settings) -> TextAnalyzer:
         """The analyzer a pipeline runs, its sessions on ``settings.session_threads`` threads
-        (one per batch when several are analyzed at once: 6–18 % less CPU for the same text on
-        coco128, docs/text.md)."""
+        (one per batch when several are analyzed at once: a second thread per model only adds
+        hand-over work; docs/benchmarks.md, "What made it cheaper, and what did not")."""
         return cls(threads=settings.session_threads)
 
     # --- the Analyzer contract ------------------------------------------------------------------

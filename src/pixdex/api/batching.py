@@ -2,11 +2,11 @@
 
 Why: each analyzer run already uses every core (ONNX Runtime's threads), so answering each
 request in its own thread, as the endpoint first did, made requests compete for the cores and let
-every thread's decodes and ONNX Runtime buffers pile up in memory (issue 10 measured 3.5 req/s and
-RSS 350 MB → 1.48 GB over a load run); a fixed number of slots bounded that but still ran one
-image per model call. Here the analyzers see the same batches as in ``pixdex index``, one run
-per operation at a time, and what waits is bounded (docs/benchmarks.md has the throughput against
-the CLI's and the RSS over 10,000 requests):
+every thread's decodes and ONNX Runtime buffers pile up in memory, so throughput was low and
+memory grew with the load; a fixed number of slots bounded that but still ran one image per model
+call. Here the analyzers see the same batches as in ``pixdex index``, one run per operation at a
+time, and what waits is bounded (docs/benchmarks.md, "(6) The HTTP server", has the throughput
+against the CLI's and the memory over a long run):
 
 - a request is **admitted** only while fewer than ``max_queue`` requests are waiting (decoding or
   queued); beyond that, and beyond ``max_pixels`` decoded pixels waiting, it is refused at once
@@ -19,8 +19,8 @@ the CLI's and the RSS over 10,000 requests):
   through the analyzers at once. When requests are still being decoded a batch thread waits for
   them up to ``window`` seconds; when none are, it runs at once, so a lone client pays no window.
   DetectLabels runs as many batch threads as ``pixdex index`` runs analysis workers, each model on
-  one intra-op thread: one batch thread with every core per model kept two cores only ~70 % busy
-  (the models' Python between calls runs on one core), and served 0.73 × the CLI's img/s.
+  one intra-op thread: one batch thread with every core per model left the cores idle while the
+  models' Python between calls ran on one core, and served fewer images per second than the CLI.
 
 ``ImageBatcher`` is generic over what a batch run does (``run``: decoded images and per-request
 options in, one answer or exception per request out): DetectLabels runs through

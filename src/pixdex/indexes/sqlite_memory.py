@@ -1,10 +1,11 @@
 """Label and text searches of a served SQLite index, answered from an in-memory copy of its labels.
 
 Why: in SQL, a search whose label matches a third of 100,000 photos joins ~35,000 records and
-counts facets over their ~400,000 label rows: about 0.9 s per search on the 2-core development
-machine (docs/benchmarks.md), whatever the indexes. The same work over numpy arrays of those rows
-takes ~10 ms. A long-lived process that searches (``pixdex serve``) keeps such a copy; one-shot
-commands (``pixdex search``) would spend longer loading it than searching, and stay on SQL.
+counts facets over their ~400,000 label rows, which is slow whatever the indexes; the same work
+over numpy arrays of those rows is a small fraction of it (docs/benchmarks.md, "(5) Search at
+100,000 records"). A long-lived process that searches (``pixdex serve``) keeps such a copy;
+one-shot commands (``pixdex search``) would spend longer loading it than searching, and stay on
+SQL.
 
 The copy is exact, not a cache of answers: every search first brings it up to date with the file
 (``PRAGMA data_version`` says when another connection, this process's writer included, committed),
@@ -17,9 +18,9 @@ itself may be reused after its deletion, which its identity (id, timestamp, docu
 shows. Queries with key-prefix or date filters are answered in SQL (a narrower case, and an
 easy one there).
 
-Memory: ~33 bytes per label term row (a name, parent or alias of a label) in numpy arrays, ~125 MB
-at 100,000 photos of ~37 terms each; the process grew by ~210 MB when loading that
-(docs/benchmarks.md).
+Memory: ~33 bytes per label term row (a name, parent or alias of a label) in numpy arrays, on the
+order of 100 MB at 100,000 photos of ~37 terms each; the process grows by more while loading it
+(docs/benchmarks.md, "(5) Search at 100,000 records").
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from pixdex.records import Record
 
 log = logging.getLogger(__name__)
 
-#: label term rows a first search loads before answering (small indexes: ~0.1 s); a bigger copy
-#: is loaded in a background thread while searches are answered in SQL
+#: label term rows a first search loads before answering (a small index loads quickly); a bigger
+#: copy is loaded in a background thread while searches are answered in SQL
 INLINE_ROWS = 50_000
 #: rebuild from scratch once this share of the rows belongs to deleted records
 COMPACT_SHARE = 0.3
@@ -167,8 +168,8 @@ class MemorySearch:
             self._state = "ready"
             memory.release()  # the load's transient buffers back to the OS
             # The copy lives as long as the server: out of the cyclic collector's way, or every
-            # full collection walks all of it in the middle of a search (100,000 records: p99
-            # 40-56 ms with it, 11-23 ms frozen, medians 8-20 ms either way; docs/benchmarks.md)
+            # full collection walks all of it in the middle of a search and the slowest
+            # searches get much slower (docs/benchmarks.md, "Reading")
             memory.freeze_long_lived()
         except Exception:  # noqa: BLE001 - searches go on in SQL
             log.exception("in-memory search of %s unavailable; searching in SQL", self.path)
@@ -273,7 +274,7 @@ class MemorySearch:
             else self._db.execute(sql + " WHERE rid >= ?", (first,))
         )
         # in chunks, converted column by column: 3.7 M rows at 100,000 photos would hold
-        # ~500 MB of Python objects at once, and a loop over rows takes ~10 s
+        # hundreds of MB of Python objects at once, and a Python loop over rows is slow
         while chunk := cursor.fetchmany(100_000):
             rids, terms, confs, names = zip(*chunk, strict=True)
             del chunk
@@ -396,8 +397,9 @@ class MemorySearch:
         if len(order) > want:
             # only the hits that can make the page are sorted: the tiers above the one the page
             # ends in, and in that one the scores down to the last wanted one, everything tied
-            # with it included (it competes for its place by key); found in linear time, as a
-            # sort of 34,000 hits took 4.5 ms of a 22 ms search (one-off, docs/benchmarks.md)
+            # with it included (it competes for its place by key); found in linear time, as
+            # sorting every hit of a broad search is a large share of its time
+            # (docs/benchmarks.md, "Reading")
             above = 0
             for cut_tier in (2, 1, 0):
                 here = tier == cut_tier
@@ -427,8 +429,8 @@ class MemorySearch:
 
     def _facets(self, match: np.ndarray, floor: float, limit: int) -> list[tuple[str, int]]:
         # the named rows are in rowid order, so each record's match flag repeated over its rows
-        # is the rows' mask: 100,000 records, 1 M named rows, 4.8 vs 8.1 ms for a gather by
-        # rowid (match[named_rid]), in place where numpy allows (one-off, docs/benchmarks.md)
+        # is the rows' mask, cheaper than a gather by rowid (match[named_rid]); in place where
+        # numpy allows (docs/benchmarks.md, "Reading")
         rows = np.repeat(match, self.named_per_record)
         rows &= self.named_alive
         rows &= self.named_conf >= floor

@@ -132,7 +132,8 @@ class Classifier:
         self.resize_to = round(info.input_size * RESIZE_RATIO)
         # JPEG draft mode (DCT scaling) may shrink the decode down to this shorter side. Twice the
         # resize target, like Pillow's thumbnail(reducing_gap=2): drafting right down to the
-        # target changed ~5 % of top-5 classes, the 2x margin ~2 % (docs/benchmarks.md).
+        # target changed the top classes of camera-sized photos noticeably more than the 2x
+        # margin does (docs/benchmarks.md, "JPEG draft mode").
         self.min_side = DRAFT_MARGIN * self.resize_to
         self.quantized = quantized
         build = _int8_model_path if quantized else onnx_model_path

@@ -11,8 +11,8 @@ PaddleOCR is its published inference recipe:
   Pixels above ``DB_THRESH`` form regions; a region whose mean probability is below
   ``BOX_THRESH`` is dropped; the rest become minimum-area rectangles grown by ``UNCLIP_RATIO``
   (DB predicts a shrunk text kernel) and mapped back to the photo's pixels; a region narrower
-  than ``MIN_TEXT_SIDE`` px of the detector's input is not read (pixdex's, measured: it only
-  ever read junk);
+  than ``MIN_TEXT_SIDE`` px of the detector's input is not read (pixdex's own rule: such
+  regions never held a correct word, only junk; docs/text.md);
 - **recognition** (SVTR + CTC): each region is cut out of the *decoded* photo (not the detector's
   downscaled copy) by a perspective warp, so rotated text comes out level, scaled to 48 px high,
   batched only with crops of the same width (no padding), and greedily CTC-decoded. A
@@ -85,8 +85,9 @@ MAX_CANDIDATES = 200
 REC_HEIGHT = 48
 MAX_REC_RATIO = 25.0
 REC_BATCH = 8
-#: the gate: the detector at this longer side first (0 = none, the default: measured in
-#: docs/text.md); a photo whose map there stays below GATE_THRESH everywhere has no text
+#: the gate: the detector at this longer side first (0 = none, the default: every photo pays
+#: for the gate and it loses small text; docs/benchmarks.md, "What made it cheaper, and what did
+#: not"); a photo whose map there stays below GATE_THRESH everywhere has no text
 GATE_SIDE = 0
 GATE_THRESH = 0.1
 
@@ -274,9 +275,10 @@ class OcrEngine:
 
         Only crops of the same input width share a recognizer run: padding a crop to a wider
         one's width costs as much as the padding's pixels (the recognizer's time is linear in
-        its input width; batching itself saves nothing on the CPU, measured) and changes what is
-        read, since the recognizer attends over the whole padded line. So a photo's text does not
-        depend on which other photos share its batch."""
+        its input width, and batching itself saves nothing on the CPU; docs/benchmarks.md, "What
+        made it cheaper, and what did not") and changes what is read, since the recognizer
+        attends over the whole padded line. So a photo's text does not depend on which other
+        photos share its batch."""
         crops: list[np.ndarray] = []
         owners: list[tuple[int, TextRegion]] = []
         for n, (image, regions) in enumerate(work):

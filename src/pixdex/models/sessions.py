@@ -19,7 +19,8 @@ def session_options(threads: int = 0) -> ort.SessionOptions:
     """Intra-op threads = ``threads`` or every core this process may use; one inter-op thread
     (the graph is a chain, there is nothing to run in parallel); all graph optimisations; no
     spin-waiting: idle ONNX Runtime threads otherwise busy-wait and take the CPU from the
-    threads decoding the next batch (measured on 2 cores: decode ‖ model 125 -> 136 img/s)."""
+    threads decoding the next batch (docs/benchmarks.md, "Speed" under "Label model
+    inference")."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads if threads > 0 else available_cores()
     opts.inter_op_num_threads = 1
@@ -45,9 +46,9 @@ def _share_cpu_arena() -> bool:
     Each session otherwise keeps its own arena, grown to its own peak and never given back, so
     the process holds the sum of every model's peak working memory although an analysis thread
     runs its models one after the other. Shared, it holds the peak of what runs at the same
-    time: ``pixdex index`` on 1,000 bench photos, three alternating rounds, peak RSS 557-566 →
-    487-495 MB at the same CPU time (docs/benchmarks.md). False where this ONNX Runtime cannot
-    register one (each session then keeps its own, as before)."""
+    time, which is less memory for the same CPU time (docs/benchmarks.md, "One memory arena for
+    every model"). False where this ONNX Runtime cannot register one (each session then keeps
+    its own, as before)."""
     global _arena_shared
     with _arena_lock:
         if _arena_shared is None:
@@ -56,7 +57,7 @@ def _share_cpu_arena() -> bool:
                     "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
                 )
                 # extend strategy 0 (next power of two, ONNX Runtime's default): requested-size
-                # chunks (1) left 430 MB where 0 left 400 in a one-off of the default analyzers
+                # chunks (1) saved no memory for the default analyzers, so the default is kept
                 cfg = ort.OrtArenaCfg({"arena_extend_strategy": 0})
                 ort.create_and_register_allocator(info, cfg)
                 _arena_shared = True

@@ -362,8 +362,8 @@ class ElasticIndex:
             resp = self.conn.search(body, self.name)
         else:
             # The page and the facets as two searches the server runs side by side: one
-            # request doing both scored every match and counted its labels in one pass, ~2x
-            # slower at 100,000 records (docs/benchmarks.md)
+            # request doing both scores every match and counts its labels in one pass, which
+            # is slower on a large index
             facets = {"size": 0, "track_total_hits": False, "query": body["query"], "aggs": aggs}
             resp, counted = self.conn.msearch([body, facets], self.name)
             resp["aggregations"] = counted.get("aggregations", {})

@@ -28,8 +28,8 @@ FACET_FIELD = "pixdex_facets"
 #: Floors at which each document lists its label names in a field of its own
 #: (``pixdex_facets.at55``: the names with confidence ≥ 55), so the facets of a search at one of
 #: these floors are one terms aggregation over a field of the records, instead of one over every
-#: label of every matching record behind the nested join: label Person at floor 55, 100,000
-#: records, 33 → 13 ms of the server's time (one-off, docs/benchmarks.md). The default floor is
+#: label of every matching record behind the nested join, which costs the server far less on a
+#: large index (docs/benchmarks.md, "Reading"). The default floor is
 #: 55 and the gallery's slider moves in steps of 5; below 50 a search counts most labels stored
 #: and is rare, so those floors (and any other) count through the nested labels as before. An
 #: index lists the floors its documents were written with in its ``_meta`` (``facet_floors``).

@@ -17,9 +17,9 @@ record (``Scorer``).
 
 The queries people type most — one label, or one word — need no score at all: their ranking is a
 sort on the best matching label's confidence (a nested sort reads doc values, where a scored
-nested query runs a function per label; at 100,000 records "dog" took the server 25 → 8 ms,
-docs/benchmarks.md). ``sorted_plan`` gives those queries as one or two sorted *legs*, one per
-tier, searched in tier order.
+nested query runs a function per label, so the sort costs the server much less; docs/benchmarks.md,
+"Reading"). ``sorted_plan`` gives those queries as one or two sorted *legs*, one per tier,
+searched in tier order.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def label_agg(
     counted as label entries, not as parent documents (``reverse_nested``): a record holds one
     label per name (``records.unite_labels``, which every record pixdex builds or reads goes
     through, as Rekognition answers), so the two counts agree, and skipping the join back to the
-    parents halved the facets' time (one-off, label Person at 100,000 records: p50 12 → 6 ms)."""
+    parents makes the facets cheaper for the server."""
     order = [{"_count": "desc"}, {"_key": "asc"}]
     shard_size = max(size * 10, 1000)
     if min_confidence in facet_floors:
