@@ -52,7 +52,7 @@ CREATE INDEX IF NOT EXISTS label_terms_rid ON label_terms (rid);
 CREATE INDEX IF NOT EXISTS label_terms_name
     ON label_terms (name, confidence) WHERE name IS NOT NULL;
 -- the facets of a search count the named rows of the matching records: read from this index
--- alone, without visiting the table (docs/benchmarks.md, "Search")
+-- alone, without visiting the table (docs/benchmarks.md, "Reading")
 CREATE INDEX IF NOT EXISTS label_terms_named_rid
     ON label_terms (rid, confidence, name) WHERE name IS NOT NULL;
 CREATE TABLE IF NOT EXISTS label_phrases (
