@@ -10,6 +10,9 @@
   pixdex's own decoding turns the raw outputs into faces. The fixture keeps the largest raw
   logits (anchor, logit) — held to the ONNX graphs — and the decoded faces (box, score,
   keypoints) — held to pixdex's decoding of the ONNX outputs.
+- Face Mesh: for every face found, pixdex cuts its 192 px crop (``faces.mesh_crop``) and the
+  interpreter runs MediaPipe's ``face_landmark.tflite`` on it: the presence logit and every
+  13th landmark coordinate are kept.
 - Descriptor: each of those faces is aligned by pixdex (``faces.align``) into a 150 px chip, and
   face-api's own ``FaceRecognitionNet`` (TF.js 4.22.0, WebAssembly backend, in Node) computes its
   128-d descriptor — held to the rebuilt ONNX ResNet. The chips' sha256 are kept too, so a test
@@ -30,6 +33,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +44,14 @@ import build_detector_reference  # noqa: E402  (TF.js in the dev cache)
 import build_faces  # noqa: E402
 
 from pixdex.imaging import decode  # noqa: E402
-from pixdex.models.faces import FULL_RANGE, SHORT_RANGE, FaceDetector, align  # noqa: E402
+from pixdex.models.faces import (  # noqa: E402
+    FULL_RANGE,
+    MESH_SIZE,
+    SHORT_RANGE,
+    FaceDetector,
+    align,
+    mesh_crop,
+)
 
 FIXTURE = REPO / "tests" / "data" / "face_reference.json"
 RUNNER = REPO / "scripts" / "tfjs" / "run_face_api.js"
@@ -66,7 +77,7 @@ it = tf.lite.Interpreter(model_path=job["model"])
 it.allocate_tensors()
 inp = it.get_input_details()[0]["index"]
 outs = {d["name"]: d["index"] for d in it.get_output_details()}
-names = {"boxes": job["boxes"], "scores": job["scores"]}
+names = job["names"]
 for src, dst in job["pairs"]:
     x = np.load(src)
     it.set_tensor(inp, x)
@@ -80,6 +91,7 @@ print(f"tensorflow {tf.__version__} tflite interpreter: {len(job['pairs'])} inpu
 OUTPUTS = {
     "full": {"boxes": "reshaped_regressor_face_4", "scores": "reshaped_classifier_face_4"},
     "short": {"boxes": "regressors", "scores": "classificators"},
+    "mesh": {"landmarks": "conv2d_21", "presence": "conv2d_31"},
 }
 
 
@@ -90,7 +102,7 @@ def run_tflite(model: Path, net: str, tensors: list[np.ndarray]) -> list[dict[st
             np.save(Path(tmp, f"in{i}.npy"), t[None].astype(np.float32))
             pairs.append([str(Path(tmp, f"in{i}.npy")), str(Path(tmp, f"out{i}.npz"))])
         python = build_faces.build_detectors.ensure_venv()
-        job = json.dumps({"model": str(model), "pairs": pairs, **OUTPUTS[net]})
+        job = json.dumps({"model": str(model), "pairs": pairs, "names": OUTPUTS[net]})
         subprocess.run([str(python), "-c", TFLITE, job], check=True)
         return [dict(np.load(dst)) for _, dst in pairs]
 
@@ -158,11 +170,35 @@ def main() -> int:
             "photos": detector_reference(detector, net, tflite, images),
         }
 
-    chips = []
-    for name, img in zip(PHOTOS, images, strict=True):
-        for f in detector.detect(img):
-            if f.width >= 24:
-                chips.append((name, f, align(img, f)))
+    # Face Mesh on the crops of the detections (pixdex's crop, TF Lite's network)
+    found = [(name, img, f) for name, img in zip(PHOTOS, images, strict=True)
+             for f in detector.detect(img)]  # fmt: skip
+    crops = []
+    for _, img, f in found:
+        m, _ = mesh_crop(f.box, f.keypoints)
+        crop = cv2.warpAffine(np.asarray(img), m, (MESH_SIZE, MESH_SIZE), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT)  # fmt: skip
+        crops.append(crop.astype(np.float32) / 255)
+    spec = build_faces.MODELS["landmarks"]
+    tflite = build_faces.fetch(spec["package"], work) / spec["model"]
+    meshes = run_tflite(tflite, "mesh", crops)
+    fixture["mesh"] = {
+        "file": spec["output"],
+        "runtime": "tensorflow-cpu 2.20.0 tf.lite.Interpreter",
+        "faces": [
+            {
+                "photo": name,
+                "box": [round(v, 2) for v in f.box],
+                "crop_sha256": hashlib.sha256(crop.tobytes()).hexdigest(),
+                "presence_logit": round(float(out["presence"].reshape(-1)[0]), 5),
+                "landmarks": [round(float(v), 4) for v in out["landmarks"].reshape(-1)[::13]],
+            }
+            for (name, _, f), crop, out in zip(found, crops, meshes, strict=True)
+        ],
+        "landmarks_every": 13,
+    }
+
+    chips = [(name, f, align(img, f)) for name, img, f in found if f.width >= 24]
     face_api = build_faces.fetch(build_faces.FACE_API, work) / "package"
     descriptors = run_face_api(face_api, [c for *_, c in chips])
     fixture["descriptor"] = {

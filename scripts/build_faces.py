@@ -17,6 +17,9 @@ dependency).
      read;
    - *short range* (128×128): ``face_detection_short_range.tflite`` from ``mediapipe==0.10.21``.
    Converted by ``tf2onnx --tflite``; inputs/outputs renamed ``image``/``boxes``/``scores``.
+   Face landmarks — MediaPipe Face Mesh, ``face_landmark.tflite`` (468 3-D points and a face
+   presence logit for a 192×192 crop; Apache-2.0) from the same ``mediapipe`` wheel, converted
+   likewise (outputs ``landmarks``, ``presence``).
 2. Face descriptor — dlib's ResNet face recogniser (``dlib_face_recognition_resnet_model_v1``,
    Davis E. King; dlib's models are public domain / CC0) as ported to TF.js by face-api
    (npm ``@vladmandic/face-api@1.7.15``, MIT, ``model/face_recognition_model``: a weight
@@ -94,6 +97,16 @@ MODELS = {
         "model": "mediapipe/modules/face_detection/face_detection_short_range.tflite",
         "output": "blazeface_short_range_128.onnx",
         "upstream": "Google MediaPipe face_detection_short_range.tflite (BlazeFace, 128x128), "
+        "Apache-2.0, from Google's own mediapipe wheel",
+        "licenses": {
+            "LICENSE.mediapipe-apache-2.0": (MEDIAPIPE, "mediapipe-0.10.21.dist-info/LICENSE"),
+        },
+    },
+    "landmarks": {
+        "package": MEDIAPIPE,
+        "model": "mediapipe/modules/face_landmark/face_landmark.tflite",
+        "output": "facemesh_468_192.onnx",
+        "upstream": "Google MediaPipe face_landmark.tflite (Face Mesh, 468 landmarks, 192x192), "
         "Apache-2.0, from Google's own mediapipe wheel",
         "licenses": {
             "LICENSE.mediapipe-apache-2.0": (MEDIAPIPE, "mediapipe-0.10.21.dist-info/LICENSE"),
@@ -300,7 +313,7 @@ elif job["kind"] == "detector":
     m = onnx.load(job["src"])
     mapping = {m.graph.input[0].name: "image", "reshaped_regressor_face_4": "boxes",
                "reshaped_classifier_face_4": "scores", "regressors": "boxes",
-               "classificators": "scores"}
+               "classificators": "scores", "conv2d_21": "landmarks", "conv2d_31": "presence"}
     rename(m, mapping, "converted by pixdex scripts/build_faces.py with tf2onnx --tflite")
     onnx.checker.check_model(m)
     onnx.save(m, job["dst"])
@@ -371,7 +384,7 @@ def build(out: Path) -> dict:
             dst = out / spec["output"]
             print(f"building {spec['output']} from {package_name(spec['package'])} "
                   f"{spec['model']}", flush=True)  # fmt: skip
-            if key in ("detector", "short_detector"):
+            if key in ("detector", "short_detector", "landmarks"):
                 raw = work / f"{key}.tf2onnx.onnx"
                 convert_tflite(python, source, raw)
                 _run_job({"kind": "detector", "src": str(raw), "dst": str(dst)})

@@ -39,14 +39,22 @@ from pixdex.models.sessions import session_options
 
 DETECTOR_FILE = "blazeface_full_range_192.onnx"
 SHORT_DETECTOR_FILE = "blazeface_short_range_128.onnx"
+MESH_FILE = "facemesh_468_192.onnx"
 DESCRIPTOR_FILE = "dlib_resnet_face_descriptor_128.onnx"
 
 #: names of the five landmarks, in the order of :attr:`Face.landmarks`; "left"/"right" as seen
 #: in the image (``eye_left`` has the smaller x in an upright frontal face), like Rekognition's
 LANDMARKS = ("eye_left", "eye_right", "nose", "mouth_left", "mouth_right")
 
-#: detections scoring below this are dropped (fitted on the fit split, docs/faces-models.md)
-DEFAULT_THRESHOLD = 0.4
+#: a detection scoring at least this is a face (fitted on the fit half of coco128,
+#: docs/faces-models.md) …
+DEFAULT_THRESHOLD = 0.6
+#: … and one scoring at least this is a face too when Face Mesh finds a face in its crop
+#: (presence ≥ MESH_PRESENCE): the mesh rejects most of BlazeFace's confident mistakes
+MESH_FLOOR = 0.3
+MESH_PRESENCE = 0.5
+#: without Face Mesh (``FaceDetector(mesh=False)``), the threshold fitted the same way
+NO_MESH_THRESHOLD = 0.4
 #: boxes overlapping more than this are one face (within a view, and across tiles)
 NMS_IOU = 0.3
 #: a short-range detection counts only for a face this large (box side / shorter image side)
@@ -82,16 +90,20 @@ def _load(filename: str, key: str, threads: int, path: Path | None):
 class Face:
     """One detected face, in pixels of the image given to :meth:`FaceDetector.detect`.
 
-    ``box`` is (x0, y0, x1, y1); ``landmarks`` is (5, 2) in :data:`LANDMARKS` order — the two
-    eyes and the nose tip are the network's, the mouth corners are placed from its mouth centre
-    along the eye line (BlazeFace has no mouth-corner keypoints; see :func:`_five_points`);
-    ``keypoints`` is the network's own six: right eye, left eye (the person's), nose tip, mouth
-    centre, right ear, left ear."""
+    ``box`` is (x0, y0, x1, y1) (BlazeFace's); ``score`` BlazeFace's confidence (0–1);
+    ``landmarks`` (5, 2) in :data:`LANDMARKS` order. With Face Mesh (the default) the landmarks
+    come from its 468 points (``mesh``, (468, 3): x, y in pixels, z depth in the same scale,
+    smaller = nearer) — eye centres, nose tip, mouth corners — and ``presence`` is its face
+    probability for the crop. Without it, eyes and nose are BlazeFace's keypoints and the mouth
+    corners an estimate (:func:`_five_points`). ``keypoints`` are BlazeFace's six: right eye,
+    left eye (the person's), nose tip, mouth centre, right ear, left ear."""
 
     box: tuple[float, float, float, float]
     score: float
     landmarks: np.ndarray = field(repr=False)
     keypoints: np.ndarray = field(repr=False)
+    mesh: np.ndarray | None = field(default=None, repr=False)
+    presence: float | None = None
 
     @property
     def width(self) -> float:
@@ -100,6 +112,59 @@ class Face:
     @property
     def height(self) -> float:
         return self.box[3] - self.box[1]
+
+
+#: Face Mesh indices: the contours of the person's right eye (image left in a frontal face) and
+#: left eye, the nose tip, the mouth corners (person's right, left), the inner lips (upper,
+#: lower), the outer eye corners (right, left), forehead and chin
+MESH_RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
+MESH_LEFT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
+MESH_NOSE_TIP = 1
+MESH_MOUTH = (61, 291)
+MESH_LIPS = (13, 14)
+MESH_EYE_CORNERS = (33, 263)
+MESH_FOREHEAD_CHIN = (10, 152)
+#: the crop Face Mesh sees: a square 1.5× the detection box, turned so the eyes are level
+MESH_SIZE = 192
+MESH_SCALE = 1.5
+
+
+def mesh_points(mesh: np.ndarray) -> np.ndarray:
+    """(4, 2): the person's right eye centre, left eye centre, nose tip, mouth centre — the
+    points :func:`align` maps onto dlib's template — from a Face Mesh."""
+    return np.stack(
+        [
+            mesh[list(MESH_RIGHT_EYE), :2].mean(0),
+            mesh[list(MESH_LEFT_EYE), :2].mean(0),
+            mesh[MESH_NOSE_TIP, :2],
+            mesh[list(MESH_LIPS), :2].mean(0),
+        ]
+    ).astype(np.float32)
+
+
+def _mesh_landmarks(mesh: np.ndarray) -> np.ndarray:
+    """Rekognition's five landmarks (image-left first) from a Face Mesh."""
+    right_eye, left_eye, nose, _ = mesh_points(mesh)
+    mouth_r, mouth_l = mesh[MESH_MOUTH[0], :2], mesh[MESH_MOUTH[1], :2]
+    eyes = (right_eye, left_eye) if right_eye[0] <= left_eye[0] else (left_eye, right_eye)
+    mouth = (mouth_r, mouth_l) if mouth_r[0] <= mouth_l[0] else (mouth_l, mouth_r)
+    return np.stack([*eyes, nose, *mouth]).astype(np.float32)
+
+
+def mesh_crop(box, keypoints: np.ndarray) -> tuple[np.ndarray, float]:
+    """The 2×3 affine that maps the image onto Face Mesh's 192 px crop of a detection
+    (MediaPipe's face_landmark_front: the box's centre, a square 1.5× its longer side, rotated
+    so the eye keypoints are level), and the crop's side in image pixels."""
+    x0, y0, x1, y1 = box
+    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2], np.float64)
+    side = MESH_SCALE * max(x1 - x0, y1 - y0, 1.0)
+    right_eye, left_eye = keypoints[0].astype(np.float64), keypoints[1].astype(np.float64)
+    angle = math.atan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0])
+    scale = MESH_SIZE / side
+    c, s = math.cos(-angle) * scale, math.sin(-angle) * scale
+    m = np.array([[c, -s, 0.0], [s, c, 0.0]])
+    m[:, 2] = MESH_SIZE / 2 - m[:, :2] @ centre
+    return m, side
 
 
 def _anchors(size: int, layers: tuple[tuple[int, int], ...]) -> np.ndarray:
@@ -180,8 +245,12 @@ class FaceDetector:
     costs a quarter as much. ``tiles=(cols, rows)`` adds full-range views of that many
     overlapping windows, for photos whose shorter side is at least ``tile_min_side`` (more
     recall of small faces at ~5 ms per tile; off by default, see docs/faces-models.md).
+    MediaPipe Face Mesh then runs on each candidate's crop: its landmarks become the face's,
+    and its face-presence probability lets a weaker detection through (``MESH_FLOOR``) while
+    it rejects most confident mistakes; ``mesh=False`` skips it (cheaper, coarser landmarks,
+    more false faces).
 
-    ``detect(image)`` → faces sorted by score. ``version`` names both networks' digests."""
+    ``detect(image)`` → faces sorted by score. ``version`` names every network's digest."""
 
     key = "blazeface"
 
@@ -189,10 +258,11 @@ class FaceDetector:
         self,
         *,
         threads: int = 0,
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: float | None = None,
         tiles: tuple[int, int] = (1, 1),
         tile_min_side: int = 320,
         short_range: bool = True,
+        mesh: bool = True,
         models: Path | None = None,
     ) -> None:
         folder = Path(models) if models is not None else models_dir()
@@ -207,7 +277,13 @@ class FaceDetector:
                 SHORT_DETECTOR_FILE, "short", threads, path
             )
             versions.append(short_version)
+        if mesh:
+            path = folder / MESH_FILE
+            _, mesh_version, self.sessions["mesh"] = _load(MESH_FILE, "mesh", threads, path)
+            versions.append(mesh_version)
         self.version = f"{self.key}:" + "+".join(v.split(":", 1)[1] for v in versions)
+        if threshold is None:
+            threshold = DEFAULT_THRESHOLD if mesh else NO_MESH_THRESHOLD
         self.threshold = threshold
         self.tiles = tiles
         self.tile_min_side = tile_min_side
@@ -273,6 +349,23 @@ class FaceDetector:
         boxes = ((boxes.reshape(-1, 2, 2) - pad) / scale + origin).reshape(-1, 4)
         return scores, boxes, (kps - pad) / scale + origin
 
+    def run_mesh(self, image: Image.Image, box, keypoints: np.ndarray) -> tuple[np.ndarray, float]:
+        """Face Mesh on the crop of one detection → ((468, 3) points in image pixels, presence
+        probability). ``image`` must be RGB."""
+        m, side = mesh_crop(box, keypoints)
+        crop = cv2.warpAffine(
+            np.asarray(image), m, (MESH_SIZE, MESH_SIZE), flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+        )  # fmt: skip
+        tensor = crop.astype(np.float32)[None] * np.float32(1 / 255)
+        points, logit = self.sessions["mesh"].run(["landmarks", "presence"], {"image": tensor})
+        points = points.reshape(468, 3).astype(np.float64)
+        inv = cv2.invertAffineTransform(m)
+        xy = points[:, :2] @ inv[:, :2].T + inv[:, 2]
+        z = points[:, 2:] * side / MESH_SIZE
+        presence = 0.5 * (1 + math.tanh(float(logit.reshape(-1)[0]) / 2))
+        return np.hstack([xy, z]).astype(np.float32), presence
+
     def detect(self, image: Image.Image, threshold: float | None = None) -> list[Face]:
         """Faces in ``image`` (any mode; converted to RGB), best first.
 
@@ -280,8 +373,13 @@ class FaceDetector:
         detection is added only where the full-range network found nothing (IoU < 0.3 with
         all its boxes), only for a face at least ``SHORT_MIN_SIDE`` of the image's shorter
         side and scoring at least ``SHORT_MIN_SCORE`` — on coco128 its smaller boxes were
-        mostly false (docs/faces-models.md)."""
-        floor = self.threshold if threshold is None else threshold
+        mostly false (docs/faces-models.md). With Face Mesh, a detection scoring at least
+        ``threshold`` is kept, and one scoring at least ``MESH_FLOOR`` (or ``threshold`` if
+        lower) when the mesh finds a face in its crop; every kept face gets the mesh's
+        landmarks."""
+        strict = self.threshold if threshold is None else threshold
+        use_mesh = "mesh" in self.sessions
+        floor = min(strict, MESH_FLOOR) if use_mesh else strict
         image = image if image.mode == "RGB" else image.convert("RGB")
         if image.width < 2 or image.height < 2:
             return []
@@ -312,12 +410,22 @@ class FaceDetector:
             box = np.clip(boxes[i], 0, limit)
             if box[2] - box[0] < 1 or box[3] - box[1] < 1:
                 continue
+            mesh, presence = None, None
+            if use_mesh:
+                mesh, presence = self.run_mesh(image, boxes[i], kps[i])
+                if scores[i] < strict and presence < MESH_PRESENCE:
+                    continue
+            elif scores[i] < strict:
+                continue
+            landmarks = _mesh_landmarks(mesh) if mesh is not None else _five_points(kps[i])
             faces.append(
                 Face(
                     box=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
                     score=float(scores[i]),
-                    landmarks=_five_points(kps[i]),
+                    landmarks=landmarks,
                     keypoints=kps[i],
+                    mesh=mesh,
+                    presence=presence,
                 )
             )
         return faces
@@ -336,23 +444,35 @@ def _five_points(kps: np.ndarray) -> np.ndarray:
 
 # --- pose and quality ------------------------------------------------------------------------
 def pose(face: Face) -> dict[str, float]:
-    """Roll, yaw and pitch in degrees (Rekognition's ``Pose``), estimated from the keypoints:
+    """Roll, yaw and pitch in degrees (Rekognition's ``Pose``).
 
-    - roll: the angle of the eye line (positive = clockwise in the image);
-    - yaw: from where the nose tip sits between the eyes, ``asin(2·offset / eye distance)``
-      scaled by the frontal eye-to-nose ratio — positive when the face turns to the image's
-      right;
-    - pitch: from the nose tip's height between the eye line and the mouth relative to a
-      frontal face (dlib's mean face: 0.50 of the way down), positive when looking up.
-
-    Coarse (±15° or so): a geometric estimate, not a learnt pose regressor."""
+    With a Face Mesh (the default): roll is the angle of the line through the outer eye
+    corners in the image (positive = clockwise), yaw the angle of that line in depth (positive
+    when the face turns towards the image's right), pitch the angle of the forehead–chin line in
+    depth (positive when the face looks up). Without one, the same from BlazeFace's keypoints:
+    yaw from the nose tip's offset between the eyes, pitch from its height between the eyes and
+    the mouth — coarser. Accuracy in docs/faces-models.md (no pose ground truth was at hand:
+    only rotations of real photos were checked)."""
+    if face.mesh is not None:
+        m = face.mesh.astype(np.float64)
+        a, b = m[MESH_EYE_CORNERS[0]], m[MESH_EYE_CORNERS[1]]
+        if a[0] > b[0]:
+            a, b = b, a
+        roll = math.degrees(math.atan2(b[1] - a[1], b[0] - a[0]))
+        # undo the roll before reading depth angles
+        c, s = math.cos(math.radians(roll)), math.sin(math.radians(roll))
+        d = b - a
+        yaw = math.degrees(math.atan2(d[2], c * d[0] + s * d[1]))
+        top, chin = m[MESH_FOREHEAD_CHIN[0]], m[MESH_FOREHEAD_CHIN[1]]
+        v = chin - top
+        pitch = math.degrees(math.atan2(-v[2], -s * v[0] + c * v[1]))
+        return {"roll": round(roll, 2), "yaw": round(yaw, 2), "pitch": round(pitch, 2)}
     k = face.keypoints
     right_eye, left_eye, nose, mouth = k[0], k[1], k[2], k[3]
     a, b = (right_eye, left_eye) if right_eye[0] <= left_eye[0] else (left_eye, right_eye)
     eye_vec = b - a
     dist = float(np.hypot(*eye_vec)) or 1.0
     roll = math.degrees(math.atan2(float(eye_vec[1]), float(eye_vec[0])))
-    # express nose and mouth in the face's own (de-rolled) frame
     c, s = eye_vec / dist
     mid = (a + b) / 2
 
@@ -437,7 +557,9 @@ def align(image: Image.Image, face: Face) -> np.ndarray:
     """The 150×150 RGB uint8 chip dlib's descriptor expects for ``face`` (bilinear; a face much
     larger than the chip is first shrunk with area averaging, as dlib's pyramid does)."""
     rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    pts = face.keypoints[:4].astype(np.float64)
+    pts = (mesh_points(face.mesh) if face.mesh is not None else face.keypoints[:4]).astype(
+        np.float64
+    )
     m = similarity_transform(pts, TEMPLATE)  # image → chip
     scale = math.hypot(m[0, 0], m[1, 0])
     if scale < 0.5:  # the face is > 2× the chip: shrink the neighbourhood first
@@ -495,11 +617,11 @@ class FaceEmbedder:
 #: cosine similarity from which two faces are taken to be the same person (verification and
 #: grouping; the accuracy-optimal threshold on the fit identities, docs/faces-models.md — close
 #: to dlib's own 0.6 Euclidean distance, which is cosine ≈ 0.911 for these descriptors)
-MATCH_COSINE = 0.917
+MATCH_COSINE = 0.913
 #: the logistic mapping of cosine similarity to a 0–100 Similarity: 50 at ``_MID`` (estimated
-#: false-match rate 1 %), 80 at cosine 0.961 (0.1 %); fitted on coco128 impostor pairs
-_MID = 0.938
-_SLOPE = 60.0
+#: false-match rate 1 %), 80 at cosine 0.954 (0.1 %); fitted on coco128 impostor pairs
+_MID = 0.930
+_SLOPE = 58.3
 #: the cosine at Similarity 80 (Rekognition's default CompareFaces threshold)
 SIMILARITY_80_COSINE = _MID + math.log(4) / _SLOPE
 
