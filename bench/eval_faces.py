@@ -27,7 +27,8 @@ threshold on one small set of people and report on another; and the Rekognition-
 hand-labelled faces ≥ 32 px — different people): a Gaussian fitted to their cosines gives the
 cosine of a 0.1 % false-match rate (Similarity 80) and of 1 % (Similarity 50).
 
-Speed: ms per photo (detection) and per face (alignment + descriptor), one thread.
+Speed: ms per photo (detection; detection + a descriptor for every face found) and per face
+(alignment + descriptor), one thread, each photo's time the fastest of ``--repeat`` runs.
 """
 
 from __future__ import annotations
@@ -117,17 +118,23 @@ def eval_detection(args, detector: F.FaceDetector, embedder: F.FaceEmbedder) -> 
     results, elapsed, analyzer, embedded = {}, 0.0, 0.0, 0
     for path in images:
         image = decode(path.read_bytes()).image
-        start = time.perf_counter()
-        faces = detector.detect(image, threshold=F.MESH_FLOOR)
-        elapsed += time.perf_counter() - start
+        # each time is the fastest of --repeat runs: the machine is shared, and the minimum is
+        # what the code costs when nothing else competes for the core
+        best_detect = best_analyzer = float("inf")
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            faces = detector.detect(image, threshold=F.MESH_FLOOR)
+            best_detect = min(best_detect, time.perf_counter() - start)
+            # what an analyzer would spend: detect at the default threshold, describe each face
+            start = time.perf_counter()
+            found = detector.detect(image)
+            embedder.embed(image, found)
+            best_analyzer = min(best_analyzer, time.perf_counter() - start)
+        elapsed += best_detect
+        analyzer += best_analyzer
+        embedded += len(found)
         # a face the mesh confirms is kept at any threshold (FaceDetector.detect's rule)
         results[path.name] = [(1.0 if mesh_ok(f) else f.score, list(f.box)) for f in faces]
-        # what an analyzer would spend: detect at the default threshold, describe every face
-        start = time.perf_counter()
-        found = detector.detect(image)
-        embedder.embed(image, found)
-        analyzer += time.perf_counter() - start
-        embedded += len(found)
     names = [p.name for p in images]
     splits = {"fit": names[0::2], "report": names[1::2], "all": names}
     out = {"ms_per_photo": round(elapsed / len(images) * 1000, 2), "photos": len(images),
@@ -191,9 +198,12 @@ def embed_file(path: Path, detector: F.FaceDetector, embedder: F.FaceEmbedder, t
         return np.hypot(fx - cx, fy - cy) / max(image.size) - f.width / max(image.size)
 
     face = min(faces, key=rank)
-    start = time.perf_counter()
-    d = embedder.embed(image, [face])[0]
-    timing.append(time.perf_counter() - start)
+    best = float("inf")
+    for _ in range(3):  # the fastest of 3 (shared machine)
+        start = time.perf_counter()
+        d = embedder.embed(image, [face])[0]
+        best = min(best, time.perf_counter() - start)
+    timing.append(best)
     return d
 
 
@@ -366,6 +376,7 @@ def main() -> int:
     parser.add_argument("--no-mesh", action="store_true", help="BlazeFace alone, no Face Mesh")
     parser.add_argument("--threshold", type=float, help="detection threshold (default: shipped)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3, help="timing: best of this many runs")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     cols, rows = (int(v) for v in args.tiles.lower().split("x"))

@@ -121,8 +121,34 @@ MODELS = {
         "licenses": {
             "LICENSE.face-api": (FACE_API, "package/LICENSE"),
         },
+        "notices": {"NOTICE.dlib-face-recognition-resnet": "DLIB_NOTICE"},
     },
 }
+
+#: dlib's models carry no licence file: their author's public-domain statement, quoted
+DLIB_NOTICE = """\
+dlib_resnet_face_descriptor_128.onnx holds the weights of dlib's face recognition network
+(dlib_face_recognition_resnet_model_v1), as ported to TensorFlow.js by face-api.js /
+@vladmandic/face-api (MIT, see LICENSE.face-api) and rebuilt as ONNX by pixdex's
+scripts/build_faces.py.
+
+The network and its weights are by Davis E. King (dlib). The README of his dlib-models
+repository (github.com/davisking/dlib-models), which publishes the original model file, says:
+
+  "This repository contains trained models created by me (Davis King). They are provided as
+  part of the dlib example programs, which are intended to be educational documents that
+  explain how to use various parts of the dlib library. As far as I am concerned, anyone can
+  do whatever they want with these model files as I've released them into the public domain."
+
+and of this model: "The network was trained from scratch on a dataset of about 3 million
+faces. This dataset is derived from a number of datasets. The face scrub dataset, the VGG
+dataset, and then a large number of images I scraped from the internet. [...] I made sure to
+avoid overlap with identities in LFW."
+
+Note: FaceScrub and the VGG Face dataset were published for research use; the model's author
+released the trained weights into the public domain. Whether training data terms reach a
+model trained on them is not settled law; see docs/faces-models.md.
+"""
 
 
 def sha256(path: Path) -> str:
@@ -395,6 +421,9 @@ def build(out: Path) -> dict:
             licences = []
             for name, (package, inside) in spec["licenses"].items():
                 shutil.copyfile(fetch(package, work) / inside, out / name)
+                licences.append(name)
+            for name, text in spec.get("notices", {}).items():
+                (out / name).write_text(globals()[text])
                 licences.append(name)
             entry = {"package": package_name(spec["package"])}
             entry["package_sha256"] = spec["package"]["sha256"]

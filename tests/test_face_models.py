@@ -101,7 +101,10 @@ def test_mesh_matches_tflite(detector):
         )
         every = ref["landmarks_every"]
         assert np.abs(points.reshape(-1)[::every] - entry["landmarks"]).max() <= MESH_TOL
-        assert logit.reshape(-1)[0] == pytest.approx(entry["presence_logit"], abs=LOGIT_TOL)
+        # relative too: a logit near 20 differs by 1.4e-3 on AVX2 (qemu Haswell), 1e-5 on AVX-512
+        assert logit.reshape(-1)[0] == pytest.approx(
+            entry["presence_logit"], abs=LOGIT_TOL, rel=1e-3
+        )
         assert (face.presence >= F.MESH_PRESENCE) == (entry["presence_logit"] >= 0)
 
 
@@ -272,3 +275,17 @@ def test_without_mesh(embedder):
         assert set(F.pose(face)) == {"roll", "yaw", "pitch"}
     d = embedder.embed(image, faces)
     assert np.allclose(np.linalg.norm(d, axis=1), 1, atol=1e-5)
+
+
+@needs_coco
+def test_a_second_box_on_one_face_is_dropped(detector):
+    """Two boxes on one face that overlap too little for NMS give the same mesh: one is kept."""
+    image = photo("000000000113.jpg")
+    face = detector.detect(image)[0]
+    x0, y0, x1, y1 = face.box
+    shift = 0.35 * (x1 - x0)
+    moved, _ = detector.run_mesh(image, (x0 + shift, y0, x1 + shift, y1), face.keypoints)
+    other = detector.detect(image)[1]
+    assert F._same_mesh(face.mesh, moved)
+    assert not F._same_mesh(face.mesh, other.mesh)
+    assert not F._same_mesh(face.mesh, None)

@@ -376,7 +376,8 @@ class FaceDetector:
         mostly false (docs/faces-models.md). With Face Mesh, a detection scoring at least
         ``threshold`` is kept, and one scoring at least ``MESH_FLOOR`` (or ``threshold`` if
         lower) when the mesh finds a face in its crop; every kept face gets the mesh's
-        landmarks."""
+        landmarks, and a box whose mesh coincides with a kept face's is dropped (a duplicate
+        NMS did not catch)."""
         strict = self.threshold if threshold is None else threshold
         use_mesh = "mesh" in self.sessions
         floor = min(strict, MESH_FLOOR) if use_mesh else strict
@@ -417,6 +418,8 @@ class FaceDetector:
                     continue
             elif scores[i] < strict:
                 continue
+            if mesh is not None and any(_same_mesh(mesh, f.mesh) for f in faces):
+                continue  # a second box on a face already kept: the meshes coincide
             landmarks = _mesh_landmarks(mesh) if mesh is not None else _five_points(kps[i])
             faces.append(
                 Face(
@@ -429,6 +432,20 @@ class FaceDetector:
                 )
             )
         return faces
+
+
+def _same_mesh(a: np.ndarray, b: np.ndarray | None) -> bool:
+    """Two Face Meshes of one face: their eye midpoints closer than half the eye distance and
+    their eye distances within a factor 1.5. (Two boxes on one face that overlap too little
+    for NMS still give the same mesh, because the mesh's crop is 1.5× the box.)"""
+    if b is None:
+        return False
+    pa, pb = mesh_points(a), mesh_points(b)
+    da, db = np.hypot(*(pa[1] - pa[0])), np.hypot(*(pb[1] - pb[0]))
+    if not (da > 0 and db > 0 and 1 / 1.5 <= da / db <= 1.5):
+        return False
+    mid = np.hypot(*((pa[0] + pa[1]) / 2 - (pb[0] + pb[1]) / 2))
+    return bool(mid < 0.5 * max(da, db))
 
 
 def _five_points(kps: np.ndarray) -> np.ndarray:
