@@ -1,23 +1,24 @@
 """Face detection, landmarks, pose, quality and a descriptor per face, on ONNX Runtime.
 
-Two networks ship as ONNX files in ``pixdex/models/faces`` (package data), made by
+Four networks ship as float32 ONNX files in ``pixdex/models/faces`` (package data), made by
 ``scripts/build_faces.py`` from registry packages (pinned versions, sha256 of inputs and outputs
 in ``MANIFEST.json``, licences beside the weights). Nothing is downloaded at run time.
 
-- :class:`FaceDetector` — MediaPipe BlazeFace *full-range* (192×192, Apache-2.0): a box, a score
-  and six keypoints per face (eyes, nose tip, mouth centre, ears). The photo is letterboxed into
-  192×192 once, and — for photos large enough that a face of interest would be under ~20 px
-  there — also cut into overlapping tiles, each letterboxed likewise; the boxes of all views are
-  merged by NMS.
+- :class:`FaceDetector` — MediaPipe BlazeFace *full range* (192 px) on the whole photo
+  letterboxed (optionally on overlapping tiles too), BlazeFace *short range* (128 px) for faces
+  that fill the photo, then MediaPipe Face Mesh (468 points) on each candidate's crop: the
+  mesh gives the landmarks and a face-presence probability that confirms or rejects weak
+  detections. Each :class:`Face` has a box, a score, five landmarks and the mesh.
 - :class:`FaceEmbedder` — dlib's ResNet face descriptor (128-d, public domain) rebuilt from the
-  face-api weights. Each face is aligned first: a similarity transform maps its eyes, nose and
-  mouth onto dlib's mean-face template for a 150 px chip with 0.25 padding (what dlib's
-  ``get_face_chip_details(shape, 150, 0.25)`` builds); descriptors are L2-normalised.
+  face-api weights. Each face is aligned first (:func:`align`): a similarity transform maps its
+  eye centres, nose tip and mouth centre onto dlib's mean-face template for a 150 px chip with
+  0.25 padding (what dlib's ``get_face_chip_details(shape, 150, 0.25)`` builds); descriptors
+  are L2-normalised, so a dot product is their cosine similarity.
 
-:func:`pose` (roll/yaw/pitch, degrees) and :func:`quality` (brightness/sharpness, 0–100) are
-cheap geometric and pixel statistics, Rekognition-like in range, not learnt; see their docs.
-:func:`similarity` maps the cosine similarity of two descriptors to a Rekognition-style 0–100
-``Similarity`` (calibration in ``docs/faces-models.md``).
+:func:`pose` (roll/yaw/pitch, degrees, from the mesh) and :func:`quality` (brightness and
+sharpness, 0–100, pixel statistics) follow Rekognition's ranges. :func:`similarity` maps the
+cosine similarity of two descriptors to a Rekognition-style 0–100 ``Similarity`` and
+:data:`MATCH_COSINE` is the same-person threshold; both fitted, see ``docs/faces-models.md``.
 """
 
 from __future__ import annotations
@@ -349,9 +350,11 @@ class FaceDetector:
         boxes = ((boxes.reshape(-1, 2, 2) - pad) / scale + origin).reshape(-1, 4)
         return scores, boxes, (kps - pad) / scale + origin
 
-    def run_mesh(self, image: Image.Image, box, keypoints: np.ndarray) -> tuple[np.ndarray, float]:
+    def run_mesh(
+        self, image: Image.Image | np.ndarray, box, keypoints: np.ndarray
+    ) -> tuple[np.ndarray, float]:
         """Face Mesh on the crop of one detection → ((468, 3) points in image pixels, presence
-        probability). ``image`` must be RGB."""
+        probability). ``image``: RGB, as a PIL image or an (H, W, 3) uint8 array."""
         m, side = mesh_crop(box, keypoints)
         crop = cv2.warpAffine(
             np.asarray(image), m, (MESH_SIZE, MESH_SIZE), flags=cv2.INTER_LINEAR,
@@ -405,7 +408,8 @@ class FaceDetector:
                 scores = np.concatenate([scores, s])
                 boxes = np.concatenate([boxes, b])
                 kps = np.concatenate([kps, k])
-        faces = []
+        faces: list[Face] = []
+        pixels = None
         limit = np.array([image.width, image.height] * 2, np.float32)
         for i in np.argsort(-scores, kind="stable"):
             box = np.clip(boxes[i], 0, limit)
@@ -413,7 +417,9 @@ class FaceDetector:
                 continue
             mesh, presence = None, None
             if use_mesh:
-                mesh, presence = self.run_mesh(image, boxes[i], kps[i])
+                if pixels is None:  # once per photo: np.asarray copies the whole image
+                    pixels = np.asarray(image)
+                mesh, presence = self.run_mesh(pixels, boxes[i], kps[i])
                 if scores[i] < strict and presence < MESH_PRESENCE:
                     continue
             elif scores[i] < strict:
@@ -570,10 +576,13 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rot, t[:, None]])
 
 
-def align(image: Image.Image, face: Face) -> np.ndarray:
+def align(image: Image.Image | np.ndarray, face: Face) -> np.ndarray:
     """The 150×150 RGB uint8 chip dlib's descriptor expects for ``face`` (bilinear; a face much
-    larger than the chip is first shrunk with area averaging, as dlib's pyramid does)."""
-    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    larger than the chip is first shrunk with area averaging, as dlib's pyramid does).
+    ``image``: a PIL image (any mode) or an (H, W, 3) RGB uint8 array."""
+    if isinstance(image, Image.Image):
+        image = image if image.mode == "RGB" else image.convert("RGB")
+    rgb = np.asarray(image)
     pts = (mesh_points(face.mesh) if face.mesh is not None else face.keypoints[:4]).astype(
         np.float64
     )
@@ -627,7 +636,8 @@ class FaceEmbedder:
     def embed(self, image: Image.Image, faces: list[Face]) -> np.ndarray:
         if not faces:
             return np.zeros((0, self.dim), np.float32)
-        return self.embed_chips(np.stack([align(image, f) for f in faces]))
+        rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))  # once
+        return self.embed_chips(np.stack([align(rgb, f) for f in faces]))
 
 
 # --- Rekognition-style similarity ------------------------------------------------------------
