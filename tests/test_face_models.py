@@ -35,6 +35,7 @@ BOX_TOL = 0.1  # px in the photo
 SCORE_TOL = 1e-4
 DESCRIPTOR_TOL = 1e-3
 MESH_TOL = 0.02  # px in the 192 px crop
+PRESENCE_TOL = 0.05
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +102,9 @@ def test_mesh_matches_tflite(detector):
         )
         every = ref["landmarks_every"]
         assert np.abs(points.reshape(-1)[::every] - entry["landmarks"]).max() <= MESH_TOL
-        # relative too: a logit near 20 differs by 1.4e-3 on AVX2 (qemu Haswell), 1e-5 on AVX-512
-        assert logit.reshape(-1)[0] == pytest.approx(
-            entry["presence_logit"], abs=LOGIT_TOL, rel=1e-3
-        )
+        # the presence logit is the most kernel-sensitive output: within 1e-5 on AVX-512, up to
+        # 0.012 on AVX2 (qemu Haswell); what matters is its sign (the decision, below)
+        assert logit.reshape(-1)[0] == pytest.approx(entry["presence_logit"], abs=PRESENCE_TOL)
         assert (face.presence >= F.MESH_PRESENCE) == (entry["presence_logit"] >= 0)
 
 
