@@ -279,6 +279,11 @@ class Settings(BaseSettings):
         description="read text in photos (OCR); off by default: it costs more than labels and "
         "objects together (docs/text.md)",
     )
+    faces: bool = Field(
+        default=False,
+        description="find faces and group them into people; off by default: faces are personal "
+        "data, and nothing about them is computed or stored unless turned on (docs/faces.md)",
+    )
     cache_dir: Path = Field(
         default_factory=default_cache_dir, description="built models and gallery thumbnails"
     )
@@ -319,7 +324,7 @@ class Settings(BaseSettings):
     analyzer: Names = Field(
         default=["local"],
         description="local (the default local set) and/or rekognition, or single local "
-        "analyzers: labels, objects, properties, exif, text",
+        "analyzers: labels, objects, properties, exif, text, faces",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="what long-running processes log (serve, worker, Lambda)"

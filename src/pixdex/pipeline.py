@@ -505,7 +505,10 @@ class Reanalyzer:
 
 #: Fields of analyzers a configuration may have dropped (so their fields can still be removed
 #: when they are gone); analyzers that are present declare their own in ``fields``.
-KNOWN_FIELDS: dict[str, tuple[str, ...]] = {"text": ("TextDetections", "TextModelVersion")}
+KNOWN_FIELDS: dict[str, tuple[str, ...]] = {
+    "text": ("TextDetections", "TextModelVersion"),
+    "faces": ("FaceDetails", "FaceModelVersion"),
+}
 
 
 def build_pipeline(settings: Settings, index: Index | None = None) -> Pipeline:

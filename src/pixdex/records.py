@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -142,6 +143,72 @@ class Embedding(_Shape):
         )
 
 
+class Landmark(_Shape):
+    """A point of a face (``eyeLeft``, ``eyeRight``, ``nose``, ``mouthLeft``, ``mouthRight``;
+    left and right as seen in the image), as ratios of the image's width (X) and height (Y)."""
+
+    Type: str
+    X: float
+    Y: float
+
+
+class FacePose(_Shape):
+    """Where a face looks, in degrees: Roll (tilt in the image), Yaw (left-right), Pitch."""
+
+    Roll: float
+    Yaw: float
+    Pitch: float
+
+
+class FaceQuality(_Shape):
+    """Brightness and sharpness of a face, 0–100."""
+
+    Brightness: float
+    Sharpness: float
+
+
+class FaceDetail(_Shape):
+    """A face in the photo in DetectFaces' shape (its DEFAULT attributes), plus what pixdex
+    keeps to tell people apart.
+
+    ``FaceId`` is stable for a face at one place of one photo (the same box gives the same id
+    on every analysis), so what a user said about a face can find it again. ``descriptor`` is
+    the face's 128 numbers (float16, base64; compared by cosine) and never leaves through an
+    API; ``Grouping`` says whether the face is good enough (large, sharp, frontal enough) to
+    be put into a person automatically — the rest are kept and shown, never grouped."""
+
+    BoundingBox: BoundingBox
+    Confidence: float
+    Landmarks: list[Landmark] = Field(default_factory=list)
+    Pose: FacePose | None = None
+    Quality: FaceQuality | None = None
+    FaceId: str = ""
+    descriptor: str | None = None
+    Grouping: bool = False
+
+    def descriptor_bytes(self) -> bytes | None:
+        return base64.b64decode(self.descriptor) if self.descriptor else None
+
+    def api_json(self) -> dict[str, Any]:
+        """What DetectFaces answers for this face (no descriptor, no pixdex fields)."""
+        return self.model_dump(
+            by_alias=True,
+            exclude_none=True,
+            mode="json",
+            include={"BoundingBox", "Confidence", "Landmarks", "Pose", "Quality"},
+        )
+
+
+def face_id(record_id: str, box: BoundingBox) -> str:
+    """A face's id: a UUID (Rekognition's FaceId form) from its photo and its box, rounded so
+    that the same face found again by the same model keeps its id."""
+    place = f"{box.Left:.3f},{box.Top:.3f},{box.Width:.3f},{box.Height:.3f}"
+    return str(uuid.uuid5(_FACE_NAMESPACE, f"{record_id}/{place}"))
+
+
+_FACE_NAMESPACE = uuid.UUID("5b0c5e6e-8f0e-4a3f-9a53-70697864657a")
+
+
 def utc_timestamp(moment: datetime | None = None) -> str:
     """The original pattern's timestamp format: ISO 8601, microseconds, UTC, no offset suffix."""
     moment = (moment or datetime.now(UTC)).astimezone(UTC)
@@ -188,6 +255,9 @@ class Record(_Shape):
     TextModelVersion: str | None = None
     #: the photo's place among similar photos (``Embedding``); None without the classifier
     embedding: Embedding | None = None
+    #: DetectFaces' ``FaceDetails``; None when the face analyzer did not run, [] when it found none
+    FaceDetails: list[FaceDetail] | None = None
+    FaceModelVersion: str | None = None
 
     @field_validator("Labels")
     @classmethod
@@ -201,6 +271,20 @@ class Record(_Shape):
     def model_post_init(self, __context: Any) -> None:
         if not self.id:
             self.id = record_id(self.bucket, self.key)
+        for face in self.FaceDetails or ():
+            if not face.FaceId:  # analyzers see pixels, not where the photo lives
+                face.FaceId = face_id(self.id, face.BoundingBox)
+
+    def public_json(self) -> dict[str, Any]:
+        """The record as commands and the API show it: without the numbers only comparisons
+        read (the embedding, each face's descriptor) — bytes nobody reads, and a face's
+        descriptor is biometric data that has no business leaving the index."""
+        shown = self.model_dump(
+            by_alias=True, exclude_none=True, mode="json", exclude={"embedding"}
+        )
+        for face in shown.get("FaceDetails") or ():
+            face.pop("descriptor", None)
+        return shown
 
     @property
     def analysis_version(self) -> str:

@@ -19,7 +19,7 @@ the thumbnails agree (mirror-aware); kept pairs joined into groups (``DuplicateR
 ``keep_order`` sorts a group: the copy to keep first, with the reason.
 
 Every threshold here was fitted on the fitting photos by ``bench/eval_similar.py --fit`` and
-measured on other photos (docs/similar-research.md).
+measured on other photos (docs/similar-quality.md).
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def find_copies(
     """The photos most likely to be copies of the query, best first: the embedding's ``k``
     nearest, re-ordered by cosine + ``rule.thumb_weight`` x thumbnail similarity (the score
     returned). On the report photos this takes the original of a copy edited five ways at once
-    from 2nd-10th place to 1st for ~3/4 of those it missed (docs/similar-research.md)."""
+    from 2nd-10th place to 1st for ~3/4 of those it missed (docs/similar-quality.md)."""
     rule = rule or DEFAULT_RULE
     idx, scores = top_k(matrix, query, k, exclude, norms=norms)
     if len(idx) == 0:
@@ -370,7 +370,7 @@ class DuplicateRule:
     thumbnail similarity reaches ``combined``. The background makes the test relative: among
     many photos of cats, two cat photos are alike and need more; the floor keeps it from being
     lenient in a small or varied collection (two zebra photos at 0.84 with nothing else like
-    them). Thresholds from ``bench/eval_similar.py --fit`` (docs/similar-research.md)."""
+    them). Thresholds from ``bench/eval_similar.py --fit`` (docs/similar-quality.md)."""
 
     #: neighbours looked at per photo
     k: int = 20

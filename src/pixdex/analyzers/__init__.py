@@ -31,8 +31,8 @@ def label_analyzers(settings: Settings) -> list[Analyzer]:
 
 
 def default_analyzers(settings: Settings) -> list[Analyzer]:
-    """The analyzers a default install runs: labels (+ objects), image properties, EXIF, and
-    text (OCR) when ``settings.text``."""
+    """The analyzers a default install runs: labels (+ objects), image properties, EXIF, text
+    (OCR) when ``settings.text`` and faces when ``settings.faces``."""
     from pixdex.analyzers.exif import ExifAnalyzer
     from pixdex.analyzers.properties import PropertiesAnalyzer
 
@@ -41,4 +41,8 @@ def default_analyzers(settings: Settings) -> list[Analyzer]:
         from pixdex.analyzers.text import TextAnalyzer
 
         analyzers.append(TextAnalyzer.from_settings(settings))
+    if settings.faces:
+        from pixdex.analyzers.faces import FaceAnalyzer
+
+        analyzers.append(FaceAnalyzer.from_settings(settings))
     return analyzers

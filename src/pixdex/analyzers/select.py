@@ -5,7 +5,7 @@
 - ``rekognition``: Amazon Rekognition (the ``rekognition`` integration, ``pixdex[rekognition]``),
   which costs money per image;
 - single local analyzers by name, to run beside Rekognition: ``labels``, ``objects``,
-  ``properties``, ``exif``, ``text``.
+  ``properties``, ``exif``, ``text``, ``faces``.
 
 Kept apart from ``analyzers/__init__.py`` (the default set) so the two can change independently.
 """
@@ -52,6 +52,12 @@ def _text(settings: Settings) -> Any:
     return TextAnalyzer.from_settings(settings)
 
 
+def _faces(settings: Settings) -> Any:
+    from pixdex.analyzers.faces import FaceAnalyzer
+
+    return FaceAnalyzer.from_settings(settings)
+
+
 def _rekognition(settings: Settings) -> Any:
     module = load("rekognition", "--analyzer rekognition", "analyzer")
     return module.RekognitionAnalyzer.from_settings(settings)
@@ -64,6 +70,7 @@ SINGLE: dict[str, Callable[[Settings], Any]] = {
     "properties": _properties,
     "exif": _exif,
     "text": _text,
+    "faces": _faces,
     "rekognition": _rekognition,
 }
 CHOICES = ("local", *SINGLE)

@@ -250,7 +250,7 @@ def _add_api_routes(app: FastAPI) -> None:
     def image(image_id: str, index: IndexDep) -> dict[str, Any]:
         """The full record: every label with confidence, parents, aliases, categories and
         instances (bounding boxes as ratios), image properties, EXIF, versions."""
-        return _record(index, image_id).to_json()
+        return _record(index, image_id).public_json()
 
     @app.get("/api/images/{image_id}/file", tags=["images"], response_class=Response)
     def image_file(

@@ -58,6 +58,12 @@ AnalyzerOpt = Annotated[
 TextOpt = Annotated[
     bool | None, typer.Option("--text/--no-text", help="Read text in photos (OCR; off by default).")
 ]
+FacesOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--faces/--no-faces", help="Find faces and group them into people (off by default)."
+    ),
+]
 EndpointOpt = Annotated[
     str | None,
     typer.Option(

@@ -1,4 +1,4 @@
-"""``pixdex detect-labels`` and ``detect-text``: Rekognition's answers for files, nothing indexed.
+"""``pixdex detect-labels``, ``detect-text``, ``detect-faces``: Rekognition's answers for files.
 
 One image: its JSON, as the AWS CLI prints it. Several: one JSON object per line, with an added
 ``"Image"`` field. A file that cannot be read is one line on stderr; the others go on (exit 1)."""
@@ -79,6 +79,28 @@ def detect_text(
     for path in images:
         try:
             response = detector.detect_file(path, filters)
+        except (OSError, ImageError) as exc:
+            failed += 1
+            err.print(f"[red]error:[/red] {path}: {_reason(exc)}")
+            continue
+        print_one_or_many(images, path, response)
+    if failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command("detect-faces")
+def detect_faces(images: Annotated[list[Path], typer.Argument(help="Image file(s).")]) -> None:
+    """Print faces as `aws rekognition detect-faces` does (box, landmarks, pose, quality);
+    nothing is indexed or kept.
+
+    One image: its JSON. Several: one JSON object per line, with an added "Image" field."""
+    from pixdex.analyzers.faces import FaceDetectorService
+
+    detector = FaceDetectorService(settings())
+    failed = 0
+    for path in images:
+        try:
+            response = detector.detect_file(path)
         except (OSError, ImageError) as exc:
             failed += 1
             err.print(f"[red]error:[/red] {path}: {_reason(exc)}")

@@ -17,6 +17,7 @@ from pixdex.cli.common import (
     AnalyzerOpt,
     DetectorOpt,
     EndpointOpt,
+    FacesOpt,
     IndexOpt,
     JsonOpt,
     ModelOpt,
@@ -42,6 +43,7 @@ def index(
     objects: ObjectsOpt = None,
     detector: DetectorOpt = None,
     text: TextOpt = None,
+    faces: FacesOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per inference batch.")] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel fetch/decode workers.")] = None,
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads (0 = all).")] = None,
@@ -66,6 +68,7 @@ def index(
         objects=objects,
         detector=detector,
         text=text,
+        faces=faces,
         batch_size=batch_size,
         workers=workers,
         threads=threads,
@@ -122,13 +125,14 @@ def watch(
     ] = False,
     objects: ObjectsOpt = None,
     text: TextOpt = None,
+    faces: FacesOpt = None,
     analyzer: AnalyzerOpt = None,
 ) -> None:
     """Index FOLDER, then follow new, changed, moved and deleted files until Ctrl-C."""
     from pixdex.pipeline import build_pipeline
     from pixdex.sources.watch import watch_folder
 
-    config = settings(index=index, objects=objects, text=text, analyzer=analyzer)
+    config = settings(index=index, objects=objects, text=text, faces=faces, analyzer=analyzer)
     stop = threading.Event()
     pipeline = build_pipeline(config)
 
@@ -156,7 +160,7 @@ def reindex(
             "--reanalyze",
             help="Bring every record up to the current analyzers, reading its image from its "
             "folder or bucket. Only new or changed analyzers run when they write fields of their "
-            "own (adding --text re-runs nothing else); otherwise all of them.",
+            "own (adding --text or --faces re-runs nothing else); otherwise all of them.",
         ),
     ] = False,
     source: Annotated[
@@ -167,6 +171,7 @@ def reindex(
     model: ModelOpt = None,
     objects: ObjectsOpt = None,
     text: TextOpt = None,
+    faces: FacesOpt = None,
     endpoint_url: EndpointOpt = None,
     analyzer: AnalyzerOpt = None,
 ) -> None:
@@ -181,6 +186,7 @@ def reindex(
         model=model,
         objects=objects,
         text=text,
+        faces=faces,
         analyzer=analyzer,
         s3={"endpoint_url": endpoint_url},
     )

@@ -70,7 +70,7 @@ def search(
         payload = {
             "total": result.total,
             "min_confidence": query.min_confidence,
-            "hits": [{"score": h.score, **h.record.to_json()} for h in result.hits],
+            "hits": [{"score": h.score, **h.record.public_json()} for h in result.hits],
             "facets": [{"name": n, "count": c} for n, c in result.facets],
         }
         out.print_json(data=payload) if out.is_terminal else print(json.dumps(payload))

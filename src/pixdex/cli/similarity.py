@@ -21,9 +21,8 @@ _RECORD_ID = re.compile(r"[0-9a-f]{40}")
 
 
 def hit_json(record: Record, **extra: Any) -> dict[str, Any]:
-    """A hit as search prints it: the record, without its embedding (bytes nobody reads)."""
-    return {**extra, **record.model_dump(by_alias=True, exclude_none=True, mode="json",
-                                          exclude={"embedding"})}  # fmt: skip
+    """A hit as search prints it (``Record.public_json``)."""
+    return {**extra, **record.public_json()}
 
 
 def find_record(index: Index, target: str) -> Record | None:

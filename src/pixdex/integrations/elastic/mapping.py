@@ -131,6 +131,22 @@ def record_mapping(flavor: str = "es") -> dict[str, Any]:
                 },
             },
             "TextModelVersion": keyword,
+            # faces (docs/faces.md): their details kept as stored; descriptors never searched
+            # here (people are grouped from pixdex's own copy of them)
+            "FaceDetails": {
+                "type": "object",
+                "properties": {
+                    "FaceId": keyword,
+                    "Confidence": {"type": "float"},
+                    "Grouping": {"type": "boolean"},
+                    "BoundingBox": {"type": "object", "enabled": False},
+                    "Landmarks": {"type": "object", "enabled": False},
+                    "Pose": {"type": "object", "enabled": False},
+                    "Quality": {"type": "object", "enabled": False},
+                    "descriptor": {"type": "keyword", "index": False, "doc_values": False},
+                },
+            },
+            "FaceModelVersion": keyword,
             "pixdex_path_words": keyword,
             "pixdex_text_words": keyword,
             # exif.GPS lat/lon as a geo_point (distance and bounding-box queries, map dashboards)
