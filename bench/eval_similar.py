@@ -4,7 +4,7 @@
     PYTHONPATH=src python bench/eval_similar.py --fit      # fit: projection file + rule (fit pool)
     PYTHONPATH=src python bench/eval_similar.py            # report (report pool)
 
-Photos (paths are arguments; the defaults are where docs/similar-research.md put them):
+Photos (paths are arguments; the defaults are where docs/similar-quality.md put them):
 
 - ``--pets``: the 2 x 1,000 + 2 x 1,000 cat/dog photos of Kaggle's "Dogs vs. Cats" in the
   SuperDataScience layout (``training_set/{cats,dogs}``, ``test_set/{cats,dogs}``), from
