@@ -206,7 +206,10 @@ def test_search_server_stopped_mid_run_reports_the_rest_and_a_rerun_completes(
     # the report errs on the safe side, and every image is either stored or reported.
     assert len(stored) >= summary.indexed
     assert stored | reported == everything
-    rerun = Pipeline([ShapeAnalyzer()], open_index(url), batch_size=4).run(LocalSource(photos))
+    # refresh=wait_for: what the rerun wrote is searchable when it returns (the default
+    # leaves that to the server's next refresh, up to a second later)
+    again = open_index(url, load_settings(elastic=elastic))
+    rerun = Pipeline([ShapeAnalyzer()], again, batch_size=4).run(LocalSource(photos))
     assert rerun.ok and rerun.indexed == total - len(stored)
     print(
         f"{flavor} stopped at fetch 10 of {total}: indexed {summary.indexed}, reported not "

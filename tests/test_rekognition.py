@@ -54,12 +54,8 @@ def photos(tmp_path: Path, coco_images: list[Path]) -> Path:
 def settings_for(tmp_path: Path, endpoint: str, **overrides) -> Settings:
     rekognition = {"endpoint_url": endpoint, "region": "us-east-1"}
     rekognition.update(overrides.pop("rekognition", {}))
-    return Settings(
-        index=str(tmp_path / "index.db"),
-        analyzer=["rekognition"],
-        rekognition=rekognition,
-        **overrides,
-    )
+    overrides.setdefault("analyzer", ["rekognition"])
+    return Settings(index=str(tmp_path / "index.db"), rekognition=rekognition, **overrides)
 
 
 def index_with(settings: Settings, location: str):
