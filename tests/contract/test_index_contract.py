@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from pixdex.analyzers.faces import encode_descriptor
 from pixdex.indexes.base import Index, SearchQuery
-from pixdex.records import BoundingBox, Failure, Instance, Label, Named, Record
+from pixdex.records import (
+    BoundingBox,
+    FaceDetail,
+    FacePose,
+    FaceQuality,
+    Failure,
+    Instance,
+    Label,
+    Landmark,
+    Named,
+    Record,
+)
 
 BUCKET = "photos"
 
@@ -107,7 +119,20 @@ def test_record_round_trips_whole(index: Index) -> None:
         format="JPEG",
         size=12345,
         exif={"Make": "Canon", "GPS": {"lat": 48.85, "lon": 2.35}},
+        FaceDetails=[
+            FaceDetail(
+                BoundingBox=BoundingBox(Width=0.1, Height=0.15, Left=0.3, Top=0.2),
+                Confidence=99.5,
+                Landmarks=[Landmark(Type="nose", X=0.35, Y=0.3)],
+                Pose=FacePose(Roll=1.5, Yaw=-10.0, Pitch=3.25),
+                Quality=FaceQuality(Brightness=45.0, Sharpness=80.5),
+                descriptor=encode_descriptor(np.full(128, 128**-0.5, np.float32)),
+                Grouping=True,
+            )
+        ],
+        FaceModelVersion="blazeface:test+dlib-resnet:test",
     )
+    assert original.FaceDetails and original.FaceDetails[0].FaceId  # given by the record
     assert index.upsert([original]) == []
     stored = index.get(BUCKET, "a b/ñandú+1.jpg")
     assert stored is not None
